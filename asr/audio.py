@@ -1,0 +1,136 @@
+"""Audio I/O in one place: read any file soundfile or librosa can decode, as mono float32.
+
+Every part of the toolkit (training, evaluation, transcription, corpus preparation)
+reads audio through :func:`load_audio`, so resampling and channel mixing happen the
+same way everywhere. Failures raise :class:`AudioError`, which names the file and says
+why, so batch jobs can report a bad file and go on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+class AudioError(Exception):
+    """A file could not be used as audio. ``str(err)`` names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Header facts of an audio file, read without decoding the samples."""
+
+    sample_rate_hz: int
+    num_frames: int
+    num_channels: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.sample_rate_hz
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Read sample rate, length and channel count from the header.
+
+    Falls back to decoding with librosa for formats libsndfile cannot read (e.g. mp3
+    with old libsndfile builds).
+    """
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+        return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+    except Exception:  # noqa: BLE001 - fall through to the slower decoder
+        samples, sr = _decode_librosa(path)
+        return AudioInfo(sr, samples.shape[-1], 1)
+
+
+def load_audio(path: str | os.PathLike, sample_rate_hz: int, *, offset_s: float = 0.0,
+               duration_s: float | None = None) -> np.ndarray:
+    """Decode ``path`` to a mono float32 array at ``sample_rate_hz``.
+
+    Args:
+        path: any format libsndfile reads (wav, flac, ogg, NIST sphere, mp3 with
+            libsndfile >= 1.1), or that librosa/audioread can decode.
+        sample_rate_hz: the rate the caller needs; other rates are resampled.
+        offset_s, duration_s: read only a window of the file (for long audio).
+
+    Returns:
+        ``(num_samples,)`` float32 in [-1, 1] (channels averaged).
+
+    Raises:
+        AudioError: missing, empty, undecodable, zero-length or non-finite audio.
+    """
+    _check_file(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr = f.samplerate
+            start = int(round(offset_s * sr))
+            if start:
+                f.seek(min(start, f.frames))
+            frames = -1 if duration_s is None else int(round(duration_s * sr))
+            samples = f.read(frames, dtype="float32", always_2d=True)  # (n, channels)
+        samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    except AudioError:
+        raise
+    except Exception as sf_err:  # noqa: BLE001 - try the general decoder before giving up
+        try:
+            samples, sr = _decode_librosa(path, offset_s=offset_s, duration_s=duration_s)
+        except AudioError as err:
+            raise AudioError(path, f"cannot decode audio ({_short(sf_err)}; {err.reason})") from None
+    if samples.size == 0:
+        raise AudioError(path, "no samples (zero-length audio)")
+    if not np.isfinite(samples).all():
+        raise AudioError(path, "audio contains NaN or infinite samples")
+    if sr != sample_rate_hz:
+        samples = resample(samples, sr, sample_rate_hz)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def resample(samples: np.ndarray, orig_hz: int, target_hz: int) -> np.ndarray:
+    """Band-limited resampling (soxr high quality, through librosa)."""
+    import librosa
+
+    return librosa.resample(samples, orig_sr=orig_hz, target_sr=target_hz, res_type="soxr_hq")
+
+
+def _check_file(path: str | os.PathLike) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(path, "file does not exist")
+    if not p.is_file():
+        raise AudioError(path, "not a regular file")
+    if not os.access(p, os.R_OK):
+        raise AudioError(path, "permission denied")
+    if p.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+
+
+def _decode_librosa(path, offset_s: float = 0.0, duration_s: float | None = None):
+    import librosa
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            samples, sr = librosa.load(str(path), sr=None, mono=True, offset=offset_s,
+                                       duration=duration_s, dtype=np.float32)
+    except Exception as err:  # noqa: BLE001 - any decoder failure becomes our error
+        raise AudioError(path, _short(err)) from None
+    if not math.isfinite(float(sr)) or sr <= 0:
+        raise AudioError(path, f"invalid sample rate {sr}")
+    return samples, int(sr)
+
+
+def _short(err: BaseException) -> str:
+    msg = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {msg[0] if msg else ''}".strip()

@@ -1,0 +1,105 @@
+"""Model files and training checkpoints.
+
+A **model file** is self-describing: weights, the validated config groups that shaped
+the model (features, model), the vocabulary, and the normalisation statistics (as
+front-end buffers in the weights). It holds only tensors and plain Python values, so it
+loads with ``torch.load(weights_only=True)``: opening a model file never runs code from
+it. A file that needs pickled objects is refused with :class:`ModelFileError`.
+
+A **training checkpoint** adds what exact resume needs: optimizer, scheduler, RNG and
+sampler position. Both are written atomically (temp file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from asr import __version__
+from asr.config import ConfigError, ModelConfig, from_dict
+from asr.features import FeatureConfig
+from asr.fileio import atomic_torch_save
+from asr.model import Recognizer, build_recognizer
+from asr.tokenizer import CharTokenizer
+
+MODEL_FORMAT = "asr-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(Exception):
+    """A model or checkpoint file is missing, unsafe, or not one of ours; names the file."""
+
+
+def safe_load(path: str | os.PathLike, map_location="cpu") -> dict:
+    """``torch.load`` with ``weights_only=True``; every failure becomes :class:`ModelFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types; all mean "not loadable safely"
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "weights_only" in str(err) or "Unsupported global" in str(err) or "GLOBAL" in str(err):
+            raise ModelFileError(f"{path}: refused: the file contains pickled Python objects, which could run "
+                                 f"code when loaded; only tensors and plain values are accepted ({msg})") from None
+        raise ModelFileError(f"{path}: not a loadable model file ({msg})") from None
+    if not isinstance(obj, dict):
+        raise ModelFileError(f"{path}: expected a dict at top level, got {type(obj).__name__}")
+    return obj
+
+
+def model_bundle(model: Recognizer, vocab: list[str], model_cfg: ModelConfig, *, config: dict | None = None,
+                 metrics: dict | None = None) -> dict:
+    """The contents of a model file (see module docstring)."""
+    return {
+        "format": MODEL_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "asr_version": __version__,
+        "features": model.features.config.to_dict(),
+        "model": {k: getattr(model_cfg, k) for k in ModelConfig.__dataclass_fields__},
+        "vocab": list(vocab),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": config or {},  # the full resolved training config, for the record
+        "metrics": metrics or {},
+    }
+
+
+def save_model(path: str | os.PathLike, bundle: dict) -> None:
+    atomic_torch_save(bundle, path)
+
+
+def load_model(path: str | os.PathLike, map_location="cpu") -> tuple[Recognizer, CharTokenizer, dict]:
+    """Rebuild a :class:`Recognizer` (eval mode) and its tokenizer from a model file.
+
+    Returns:
+        ``(model, tokenizer, bundle)``; the bundle's ``config`` and ``metrics`` describe its training.
+    """
+    bundle = safe_load(path, map_location)
+    return (*model_from_bundle(bundle, str(path)), bundle)
+
+
+def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recognizer, CharTokenizer]:
+    if bundle.get("format") != MODEL_FORMAT:
+        hint = " (it looks like a training checkpoint: use the run's model.pt)" if "optimizer" in bundle else ""
+        raise ModelFileError(f"{where}: not an asr model file{hint}")
+    if bundle.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{where}: format version {bundle.get('format_version')!r} is not supported "
+                             f"(this asr reads version {FORMAT_VERSION})")
+    try:
+        feat_cfg = from_dict(FeatureConfig, bundle.get("features"), "features")
+        model_cfg = from_dict(ModelConfig, bundle.get("model"), "model")
+        tokenizer = CharTokenizer(bundle.get("vocab") or [])
+    except (ConfigError, ValueError, TypeError) as err:
+        raise ModelFileError(f"{where}: invalid settings inside the model file: {err}") from None
+    state = bundle.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{where}: 'state_dict' must map names to tensors")
+    model = build_recognizer(feat_cfg, len(tokenizer), **vars(model_cfg))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ModelFileError(f"{where}: weights do not match the model it describes: "
+                             f"{str(err).splitlines()[0]}") from None
+    return model.eval(), tokenizer

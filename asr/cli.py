@@ -1,0 +1,141 @@
+"""Command-line entry points (Hydra apps). The only module that imports Hydra.
+
+Each command composes its config from ``asr/conf`` (shipped with the package, so the
+commands work from any directory), validates it into typed settings, and calls a plain
+function. A config or data problem ends with one ``error:`` line naming the key or
+file, and exit status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from asr.audio import AudioError
+from asr.checkpoint import ModelFileError
+from asr.config import ConfigError, Settings, from_dict
+from asr.fileio import atomic_write_text
+from asr.manifest import ManifestError
+
+log = logging.getLogger("asr")
+CONFIG_PATH = "pkg://asr.conf"
+USER_ERRORS = (ConfigError, ManifestError, ModelFileError, AudioError, FileNotFoundError, RuntimeError)
+
+
+def _user_errors(fn):
+    """Turn the errors a user can fix into one clear line and exit status 2."""
+    @functools.wraps(fn)
+    def wrapper(cfg: DictConfig):
+        try:
+            return fn(cfg)
+        except USER_ERRORS as err:
+            log.error("%s", err)
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+    return wrapper
+
+
+def _resolved(cfg: DictConfig, allowed: set[str]) -> dict:
+    """The config as a plain dict (interpolations resolved), refusing unknown top-level keys."""
+    d = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    return d
+
+
+def _missing(cfg: DictConfig, *keys: str) -> None:
+    missing = [k for k in keys if OmegaConf.is_missing(cfg, k) if "." not in k] + \
+              [k for k in keys if "." in k and OmegaConf.is_missing(OmegaConf.select(cfg, k.rsplit(".", 1)[0]),
+                                                                    k.rsplit(".", 1)[1])]
+    if missing:
+        raise ConfigError(f"missing required setting(s): {', '.join(f'{k}=...' for k in missing)}")
+
+
+def _run_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+@_user_errors
+def train_main(cfg: DictConfig) -> float:
+    from asr.train import train
+
+    d = _resolved(cfg, set(Settings.__dataclass_fields__))
+    s = Settings.from_dict(d)
+    run_dir = _run_dir()
+    atomic_write_text(run_dir / "config.resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(d)))
+    summary = train(s, run_dir, resolved_config=d)
+    return summary["best_dev_wer"]  # the value a sweeper optimises
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
+@_user_errors
+def evaluate_main(cfg: DictConfig) -> float:
+    import torch
+
+    from asr.checkpoint import load_model
+    from asr.evaluate import evaluate
+    from asr.manifest import read_manifest
+    from asr.runtime import resolve_device, setup_threads
+
+    _missing(cfg, "model", "data.manifest")
+    d = _resolved(cfg, {"model", "data", "decoder", "device", "threads"})
+    from_dict(__import__("asr.config", fromlist=["DecoderConfig"]).DecoderConfig, d["decoder"], "decoder")
+    data = d["data"]
+    unknown = sorted(set(data) - {"manifest", "max_batch_duration_s", "num_workers"})
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join('data.' + k for k in unknown)}; "
+                          "allowed: manifest, max_batch_duration_s, num_workers")
+    threads = setup_threads(int(d["threads"]))
+    device = resolve_device(str(d["device"]))
+    model, tokenizer, bundle = load_model(d["model"], map_location="cpu")
+    model.to(device)
+    utts = read_manifest(data["manifest"])
+    run_dir = _run_dir()
+    with torch.inference_mode():
+        summary = evaluate(model, tokenizer, utts, out_dir=run_dir, device=device,
+                           max_batch_duration_s=float(data["max_batch_duration_s"]),
+                           num_workers=int(data["num_workers"]))
+    summary.update(model=str(Path(d["model"]).resolve()), manifest=str(Path(data["manifest"]).resolve()),
+                   decoder=d["decoder"]["name"], threads=threads, device=str(device))
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    w = summary["words"]
+    print(f"WER {100 * summary['wer']:.2f} %  CER {100 * summary['cer']:.2f} %  "
+          f"({w['substitutions']} sub, {w['deletions']} del, {w['insertions']} ins / {w['ref_len']} words, "
+          f"{summary['utterances']} utterances)  RTF {summary['real_time_factor']:.4f}  report: {run_dir}/report.txt")
+    if summary["failed"]:
+        print(f"warning: {len(summary['failed'])} utterance(s) could not be read, scored as deletions "
+              f"(see {run_dir}/report.txt)", file=sys.stderr)
+    return summary["wer"]
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="stats")
+@_user_errors
+def stats_main(cfg: DictConfig) -> None:
+    from asr.config import DataConfig
+    from asr.features import FeatureConfig
+    from asr.manifest import read_manifest
+    from asr.stats import build_vocab, compute_stats, save_stats, save_vocab
+
+    _missing(cfg, "output_dir")
+    d = _resolved(cfg, {"data", "features", "output_dir"})
+    data = from_dict(DataConfig, d["data"], "data")
+    feats = from_dict(FeatureConfig, d["features"], "features")
+    if not data.train_manifest:
+        raise ConfigError("data.train_manifest is not set")
+    out = Path(d["output_dir"])
+    utts = read_manifest(data.train_manifest)
+    tokenizer = build_vocab(utts)
+    save_vocab(out / "vocab.json", tokenizer)
+    stats = compute_stats(utts, feats)
+    save_stats(out / "stats.pt", stats)
+    print(f"vocabulary: {len(tokenizer)} symbols -> {out / 'vocab.json'}; "
+          f"statistics over {stats['frames']} frames -> {out / 'stats.pt'}")

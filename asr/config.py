@@ -1,0 +1,226 @@
+"""Typed settings for every config group, and strict conversion from plain dicts.
+
+Hydra composes YAML into a ``DictConfig``; :func:`from_dict` turns one group into one of
+these dataclasses, checking every key and type and naming the offending key
+(``model.hidden_size: expected int, got 'abc'``). The same check runs on configs read
+back from model files, which are therefore validated, never executed: nothing here
+instantiates a class named in a config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from asr.features import FeatureConfig
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, of the wrong type, or impossible; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Corpus and batching.
+
+    ``max_batch_duration_s`` caps the *padded* audio in one batch (longest × count), so
+    memory per batch stays bounded whatever the length mix.
+    """
+
+    name: str = "custom"
+    train_manifest: str | None = None
+    dev_manifest: str | None = None
+    test_manifest: str | None = None
+    vocab: str | None = None  # vocab.json written by `asr-prepare`; None: built from training text
+    stats: str | None = None  # stats.pt written by `asr-prepare`; None: computed before training
+    max_batch_duration_s: float = 160.0  # 50-60 AN4 utterances per batch: fast on CPU, fits any GPU
+    max_duration_s: float = 30.0  # longer training utterances are dropped (named in the log)
+    min_duration_s: float = 0.1
+    num_workers: int = 0  # decoding workers; 0 is best for small, preloaded corpora
+    preload: bool = True  # decode all training audio once and keep it in memory (int16)
+    sort_jitter: float = 0.1  # relative duration noise when forming batches, so batches change per epoch
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Acoustic model size and kind (see :class:`asr.model.AcousticModel`)."""
+
+    rnn_type: str = "lstm"
+    hidden_size: int = 320
+    num_layers: int = 4
+    bidirectional: bool = True
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warm-up then cosine (or exponential) decay."""
+
+    name: str = "adamw"
+    lr: float = 1.5e-3
+    weight_decay: float = 1e-2
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 200
+    schedule: str = "cosine"  # cosine | exponential | constant
+    final_lr_ratio: float = 0.05  # learning rate at the last step, relative to lr
+    grad_clip: float = 5.0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation; SpecAugment masks normalised 10 ms frames."""
+
+    spec_augment: bool = True
+    freq_masks: int = 2
+    freq_width: int = 8
+    time_masks: int = 2
+    time_width: int = 20
+    max_time_ratio: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    max_epochs: int = 40
+    seed: int = 1234
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0: the cores that are free right now
+    resume: bool = False  # continue from checkpoints/last.pt in the run directory
+    log_every_steps: int = 10
+    checkpoint_every_steps: int = 0  # also save checkpoints/last.pt mid-epoch every N steps (0: epoch ends only)
+    eval_every_epochs: int = 1
+    keep_checkpoints: int = 3  # epoch checkpoints kept besides last.pt and the best model
+    progress: bool = True  # console progress bar
+    tensorboard: bool = True
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    name: str = "greedy"
+
+
+GROUPS: dict[str, type] = {
+    "data": DataConfig,
+    "features": FeatureConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "augment": AugmentConfig,
+    "trainer": TrainerConfig,
+    "decoder": DecoderConfig,
+}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.rnn_type": ("lstm", "gru"),
+    "optim.name": ("adamw", "adam", "sgd"),
+    "optim.schedule": ("cosine", "exponential", "constant"),
+    "decoder.name": ("greedy",),
+}
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            try:
+                return _check_type(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected null, got {value!r}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{key}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_check_type(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _type_name(tp: Any) -> str:
+    args = typing.get_args(tp)
+    if args and typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    return getattr(tp, "__name__", str(tp))
+
+
+def from_dict(cls: type, values: dict | None, prefix: str):
+    """Build dataclass ``cls`` from ``values``, rejecting unknown keys and wrong types.
+
+    Raises:
+        ConfigError: naming ``prefix.key`` and what was expected.
+    """
+    values = dict(values or {})
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(f'{prefix}.{k}' for k in unknown)}; "
+                          f"allowed: {', '.join(names)}")
+    kwargs = {}
+    for name in names:
+        if name in values:
+            key = f"{prefix}.{name}"
+            kwargs[name] = _check_type(values[name], hints[name], key)
+            allowed = CHOICES.get(key)
+            if allowed and kwargs[name] not in allowed:
+                raise ConfigError(f"{key}: {kwargs[name]!r} is not one of {', '.join(allowed)}")
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def check_positive(obj, prefix: str, *names: str) -> None:
+    bad = [n for n in names if getattr(obj, n) <= 0]
+    if bad:
+        raise ConfigError(", ".join(f"{prefix}.{n} must be > 0, got {getattr(obj, n)!r}" for n in bad))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All groups of a training config, validated."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+    @classmethod
+    def from_dict(cls, cfg: dict, groups: tuple[str, ...] = tuple(GROUPS)) -> Settings:
+        """Validate the named groups of a plain (resolved) config dict."""
+        parts = {g: from_dict(GROUPS[g], cfg.get(g), g) for g in groups}
+        s = cls(**parts)
+        check_positive(s.model, "model", "hidden_size", "num_layers")
+        if not 0 <= s.model.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {s.model.dropout}")
+        check_positive(s.optim, "optim", "lr", "grad_clip")
+        check_positive(s.data, "data", "max_batch_duration_s", "max_duration_s")
+        check_positive(s.trainer, "trainer", "max_epochs", "log_every_steps", "eval_every_epochs")
+        if s.data.max_duration_s > s.data.max_batch_duration_s:
+            raise ConfigError(f"data.max_duration_s ({s.data.max_duration_s}) is larger than "
+                              f"data.max_batch_duration_s ({s.data.max_batch_duration_s}): such utterances "
+                              "would not fit any batch")
+        return s
+
+    def to_dict(self) -> dict:
+        return {g: dataclasses.asdict(getattr(self, g)) for g in GROUPS}

@@ -1,0 +1,1 @@
+"""Corpus recipes: one module per corpus, each a ``download_x`` and a ``prepare_x`` function."""

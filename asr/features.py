@@ -1,0 +1,277 @@
+"""MFCC front end: waveform → normalised, stacked MFCC frames, inside the model.
+
+The front end is part of the model (an ``nn.Module`` with buffers for the
+normalisation statistics), so features run on whatever device the model is on and a
+model file carries its own feature settings: training/inference mismatch cannot happen.
+
+Every step is exact under padding: frame ``t`` of an utterance depends only on that
+utterance's samples, whether it is alone or padded inside a batch. That is why the
+framing is ``center=False`` (Kaldi's snip-edges: frames never reach past the end) and
+deltas/stacking replicate each utterance's own last frame instead of reading padding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torchaudio
+from torch import nn
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Front-end settings. Defaults: 40 MFCC from 40 mel bands, 25 ms / 10 ms, ×3 stacking."""
+
+    sample_rate_hz: int = 16000
+    n_mfcc: int = 40  # EESEN / Graves use 40 (13 + deltas is the GMM-era choice)
+    n_mels: int = 40
+    win_length_ms: float = 25.0
+    hop_length_ms: float = 10.0
+    n_fft: int | None = None  # None: the window length (frames span exactly 25 ms, as in Kaldi)
+    f_min_hz: float = 20.0  # below 20 Hz is rumble, not speech
+    f_max_hz: float | None = None  # None: Nyquist
+    deltas: int = 0  # 0: static only, 1: + deltas, 2: + delta-deltas
+    stack: int = 3  # frames concatenated per output frame
+    subsample: int = 3  # keep every 3rd stacked frame: 10 ms → 30 ms, 3x fewer LSTM steps
+
+    def __post_init__(self):
+        checks = {
+            "sample_rate_hz": self.sample_rate_hz > 0,
+            "n_mfcc": 0 < self.n_mfcc <= self.n_mels,
+            "n_mels": self.n_mels > 0,
+            "win_length_ms": self.win_length_ms > 0,
+            "hop_length_ms": 0 < self.hop_length_ms <= self.win_length_ms,
+            "n_fft": self.n_fft is None or self.n_fft >= self.win_length,
+            "f_min_hz": 0 <= self.f_min_hz < (self.f_max_hz or self.sample_rate_hz / 2),
+            "f_max_hz": self.f_max_hz is None or self.f_max_hz <= self.sample_rate_hz / 2,
+            "deltas": self.deltas in (0, 1, 2),
+            "stack": self.stack >= 1,
+            "subsample": 1 <= self.subsample <= self.stack,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid feature settings: {', '.join(f'features.{k}={getattr(self, k)!r}' for k in bad)}"
+                             " (need 0 < n_mfcc <= n_mels, hop <= window, n_fft >= window samples, "
+                             "f_min < f_max <= sample_rate/2, deltas in 0..2, 1 <= subsample <= stack)")
+
+    @property
+    def win_length(self) -> int:
+        return int(round(self.win_length_ms * self.sample_rate_hz / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        return int(round(self.hop_length_ms * self.sample_rate_hz / 1000))
+
+    @property
+    def fft_length(self) -> int:
+        """Samples one frame spans (torch.stft centres a shorter window inside ``n_fft``)."""
+        return self.n_fft or self.win_length
+
+    @property
+    def frame_dim(self) -> int:
+        """Size of one MFCC frame before stacking."""
+        return self.n_mfcc * (1 + self.deltas)
+
+    @property
+    def output_dim(self) -> int:
+        return self.frame_dim * self.stack
+
+    @property
+    def output_frame_shift_s(self) -> float:
+        return self.hop_length_ms * self.subsample / 1000
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def num_frames(num_samples: torch.Tensor, win_length: int, hop_length: int) -> torch.Tensor:
+    """Frames of a snip-edges framing: ``1 + (S - win) // hop`` (0 when shorter than a window)."""
+    return torch.where(num_samples >= win_length, 1 + (num_samples - win_length) // hop_length, 0)
+
+
+def replicate_past_end(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Fill frames at or after each length with that utterance's last valid frame.
+
+    Args:
+        x: ``(B, T, F)``; lengths: ``(B,)``, each ≥ 1.
+    """
+    t = torch.arange(x.shape[1], device=x.device)
+    idx = torch.minimum(t[None, :], (lengths - 1).clamp(min=0)[:, None])  # (B, T)
+    return x.gather(1, idx[:, :, None].expand_as(x))
+
+
+def add_deltas(x: torch.Tensor, lengths: torch.Tensor, order: int, win_length: int = 5) -> torch.Tensor:
+    """Append ``order`` orders of regression deltas: ``(B, T, F)`` → ``(B, T, F * (1 + order))``."""
+    feats = [x]
+    cur = x
+    for _ in range(order):
+        cur = replicate_past_end(cur, lengths)
+        # compute_deltas works on (..., freq, time): (B, T, F) -> (B, F, T) -> back
+        cur = torchaudio.functional.compute_deltas(cur.transpose(1, 2), win_length=win_length).transpose(1, 2)
+        feats.append(cur)
+    return torch.cat(feats, dim=-1)
+
+
+def stack_frames(x: torch.Tensor, lengths: torch.Tensor, stack: int, subsample: int):
+    """Concatenate ``stack`` consecutive frames, keeping every ``subsample``-th.
+
+    Output frame ``j`` is ``concat(x[j*s], ..., x[j*s + stack - 1])``, with frames past
+    an utterance's end replaced by its last frame.
+
+    Returns:
+        ``(B, ceil(T / s), F * stack)`` and the new lengths ``ceil(lengths / s)``.
+    """
+    if stack == 1 and subsample == 1:
+        return x, lengths
+    B, T, F = x.shape
+    out_T = -(-T // subsample)
+    need = (out_T - 1) * subsample + stack
+    x = replicate_past_end(torch.nn.functional.pad(x, (0, 0, 0, max(0, need - T))), lengths)
+    # unfold over time: (B, need, F) -> (B, out_T, F, stack) -> (B, out_T, stack * F)
+    x = x.unfold(1, stack, subsample)[:, :out_T]
+    x = x.permute(0, 1, 3, 2).reshape(B, out_T, stack * F)
+    return x, -(-lengths // subsample)
+
+
+class FeatureExtractor(nn.Module):
+    """Waveforms → normalised, stacked MFCC frames.
+
+    Args:
+        config: a :class:`FeatureConfig`.
+
+    Shapes:
+        ``forward(wave: (B, S), wave_lens: (B,))`` → ``feats: (B, T', F')``, ``feat_lens: (B,)``
+        with ``F' = config.output_dim`` and ``T' = ceil(num_frames / subsample)``.
+
+    Example:
+        >>> fe = FeatureExtractor(FeatureConfig())
+        >>> feats, lens = fe(torch.zeros(1, 16000), torch.tensor([16000]))
+        >>> tuple(feats.shape), lens.tolist()  # 98 MFCC frames -> 33 stacked frames
+        ((1, 33, 120), [33])
+    """
+
+    def __init__(self, config: FeatureConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        # MelSpectrogram + DCT is torchaudio's MFCC without its per-utterance top_db clamp,
+        # which would make a frame depend on the loudest frame of the whole file.
+        # Slaney mel scale and norm: the same filterbank as librosa.feature.mfcc.
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=c.sample_rate_hz, n_fft=c.fft_length, win_length=c.win_length, hop_length=c.hop_length,
+            f_min=c.f_min_hz, f_max=c.f_max_hz, n_mels=c.n_mels, center=False, power=2.0,
+            mel_scale="slaney", norm="slaney")
+        self.register_buffer("dct", torchaudio.functional.create_dct(c.n_mfcc, c.n_mels, norm="ortho"),
+                             persistent=False)
+        # Global mean/variance normalisation, filled from training-set statistics.
+        self.register_buffer("mean", torch.zeros(c.frame_dim))
+        self.register_buffer("std", torch.ones(c.frame_dim))
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        if mean.shape != self.mean.shape or std.shape != self.std.shape:
+            raise ValueError(f"normalisation statistics have shape {tuple(mean.shape)}/{tuple(std.shape)}, "
+                             f"features have {self.config.frame_dim} dimensions")
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp(min=1e-5))
+
+    def mfcc(self, wave: torch.Tensor, wave_lens: torch.Tensor):
+        """Un-normalised MFCC (+ deltas) at the 10 ms frame rate: ``(B, T, frame_dim)``, ``(B,)``."""
+        c = self.config
+        if wave.shape[-1] < c.fft_length:  # shorter than one frame: pad so the STFT runs
+            wave = torch.nn.functional.pad(wave, (0, c.fft_length - wave.shape[-1]))
+        mel = self.melspec(wave)  # (B, n_mels, T)
+        logmel = 10.0 * torch.log10(mel.clamp(min=1e-10))
+        feats = torch.matmul(logmel.transpose(1, 2), self.dct)  # (B, T, n_mels) @ (n_mels, n_mfcc)
+        lens = num_frames(wave_lens, c.fft_length, c.hop_length).clamp(min=1)
+        if c.deltas:
+            feats = add_deltas(feats, lens, c.deltas)
+        return feats, lens
+
+    def forward(self, wave: torch.Tensor, wave_lens: torch.Tensor, augment: nn.Module | None = None):
+        feats, lens = self.mfcc(wave, wave_lens)
+        feats = (feats - self.mean) / self.std
+        if augment is not None:  # training-time masking on normalised 10 ms frames, before stacking
+            feats = augment(feats, lens)
+        return stack_frames(feats, lens, self.config.stack, self.config.subsample)
+
+    def output_lengths(self, wave_lens: torch.Tensor) -> torch.Tensor:
+        """Frames the acoustic model will see for waveforms of these lengths (no audio needed)."""
+        c = self.config
+        lens = num_frames(wave_lens, c.fft_length, c.hop_length).clamp(min=1)
+        return -(-lens // c.subsample)
+
+
+def output_frames_for_duration(config: FeatureConfig, duration_s: float) -> int:
+    """Model frames for an utterance of ``duration_s`` seconds (for CTC feasibility checks)."""
+    samples = int(round(duration_s * config.sample_rate_hz))
+    frames = max(1, 1 + (samples - config.fft_length) // config.hop_length)
+    return math.ceil(frames / config.subsample)
+
+
+@torch.no_grad()
+def accumulate_stats(extractor: FeatureExtractor, batches) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Mean and standard deviation of un-normalised frames over ``(wave, wave_lens)`` batches.
+
+    Sums are accumulated in float64 over valid frames only (padding never counts).
+
+    Returns:
+        ``mean: (frame_dim,)``, ``std: (frame_dim,)``, number of frames.
+    """
+    total = None
+    total_sq = None
+    count = 0
+    for wave, wave_lens in batches:
+        feats, lens = extractor.mfcc(wave, wave_lens)
+        mask = (torch.arange(feats.shape[1])[None, :] < lens[:, None])  # (B, T)
+        valid = feats[mask].double()  # (N, F)
+        s, sq = valid.sum(0), (valid * valid).sum(0)
+        total = s if total is None else total + s
+        total_sq = sq if total_sq is None else total_sq + sq
+        count += valid.shape[0]
+    if not count:
+        raise ValueError("no frames to compute normalisation statistics from")
+    mean = total / count
+    var = (total_sq / count - mean * mean).clamp(min=0)
+    return mean.float(), var.sqrt().float(), count
+
+
+class SpecAugment(nn.Module):
+    """Time and feature masking (Park et al., 2019) on normalised frames; identity in eval mode.
+
+    Masked values are set to 0, the training mean after normalisation.
+
+    Args:
+        freq_masks, freq_width: number of feature-dimension masks and their maximum width.
+        time_masks, time_width: number of time masks and their maximum width in frames.
+        max_time_ratio: no time mask covers more than this fraction of an utterance.
+
+    Shapes: ``forward(feats: (B, T, F), lengths: (B,))`` → ``(B, T, F)``.
+    """
+
+    def __init__(self, freq_masks: int = 2, freq_width: int = 8, time_masks: int = 2, time_width: int = 20,
+                 max_time_ratio: float = 0.2):
+        super().__init__()
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.time_masks, self.time_width = time_masks, time_width
+        self.max_time_ratio = max_time_ratio
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return feats
+        B, T, F = feats.shape
+        keep = torch.ones(B, T, F, dtype=torch.bool, device=feats.device)
+        f_idx = torch.arange(F, device=feats.device)
+        t_idx = torch.arange(T, device=feats.device)
+        for _ in range(self.freq_masks):
+            width = torch.randint(0, self.freq_width + 1, (B, 1), device=feats.device)
+            start = (torch.rand(B, 1, device=feats.device) * (F - width + 1)).long()
+            keep &= ~((f_idx >= start) & (f_idx < start + width))[:, None, :]
+        max_w = torch.minimum(torch.full_like(lengths, self.time_width),
+                              (lengths.float() * self.max_time_ratio).long()).to(feats.device)
+        for _ in range(self.time_masks):
+            width = (torch.rand(B, device=feats.device) * (max_w + 1).float()).long()[:, None]
+            start = (torch.rand(B, 1, device=feats.device) * (lengths.to(feats.device)[:, None] - width + 1)).long()
+            keep &= ~((t_idx >= start) & (t_idx < start + width))[:, :, None]
+        return feats * keep

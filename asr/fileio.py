@@ -1,0 +1,70 @@
+"""Atomic file writes: a reader (or a crash) never sees a half-written file.
+
+Every output the toolkit writes (manifests, reports, checkpoints, model files) goes
+through here: the bytes land in a temporary file in the same directory, are fsynced,
+and the temporary file is renamed over the target, which POSIX makes atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some filesystems refuse to open directories; the rename still happened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open ``path`` for writing so that it appears complete or not at all.
+
+    Example:
+        >>> with atomic_open("out.txt") as f:  # doctest: +SKIP
+        ...     f.write("hello\\n")
+    """
+    if "r" in mode or "a" in mode:
+        raise ValueError(f"atomic_open writes whole files; mode {mode!r} is not supported")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` through a temporary file: a crash leaves the old file intact."""
+    import torch  # here, so light commands (corpus preparation) start without loading torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_open(path, "wb") as f:
+        f.write(buf.getbuffer())

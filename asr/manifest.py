@@ -1,0 +1,120 @@
+"""JSONL manifests: one utterance per line, NeMo's format.
+
+A manifest line looks like::
+
+    {"audio_filepath": "audio/an251-fash-b.flac", "duration": 1.0, "text": "yes"}
+
+``audio_filepath`` is relative to the directory that holds the manifest (absolute
+paths are accepted as written). Rule for relative paths: they are resolved against
+the manifest's directory and must stay inside it after resolution (``..`` that leaves
+the manifest's tree is refused unless ``allow_outside=True``), so a manifest handed
+over with a corpus cannot point a job at unrelated files by accident.
+
+Example:
+    >>> utts = read_manifest("data/an4/train.jsonl")  # doctest: +SKIP
+    >>> utts[0].audio_path, utts[0].duration_s, utts[0].text  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr.fileio import atomic_open
+
+
+class ManifestError(Exception):
+    """A manifest (or one of its lines) is unusable; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One manifest entry, with its audio path resolved.
+
+    Attributes:
+        utt_id: stable identifier (the audio path relative to the manifest, or ``id``).
+        audio_path: absolute path of the audio file.
+        duration_s: duration in seconds, as the manifest says.
+        text: the transcript ("" when the manifest has none, e.g. for transcription).
+        offset_s: start of the segment inside the file (for segmented long files).
+    """
+
+    utt_id: str
+    audio_path: str
+    duration_s: float
+    text: str = ""
+    offset_s: float = 0.0
+
+
+def read_manifest(path: str | os.PathLike, *, require_text: bool = True,
+                  allow_outside: bool = False) -> list[Utterance]:
+    """Parse a JSONL manifest; raise :class:`ManifestError` naming the first bad line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    base = path.resolve().parent
+    utts: list[Utterance] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            utts.append(parse_line(line, base, f"{path}:{lineno}", require_text=require_text,
+                                   allow_outside=allow_outside))
+    if not utts:
+        raise ManifestError(f"{path}: manifest has no utterances")
+    return utts
+
+
+def parse_line(line: str, base: Path, where: str, *, require_text: bool = True,
+               allow_outside: bool = False) -> Utterance:
+    """Parse one manifest line; ``where`` ("file:line") goes into every error message."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ManifestError(f"{where}: not valid JSON ({err.msg})") from None
+    if not isinstance(rec, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+    audio = rec.get("audio_filepath")
+    if not isinstance(audio, str) or not audio:
+        raise ManifestError(f"{where}: missing or empty 'audio_filepath'")
+    duration = rec.get("duration")
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) \
+            or duration <= 0:
+        raise ManifestError(f"{where}: 'duration' must be a positive number of seconds, got {duration!r}")
+    text = rec.get("text", "")
+    if not isinstance(text, str):
+        raise ManifestError(f"{where}: 'text' must be a string, got {type(text).__name__}")
+    if require_text and not text.strip():
+        raise ManifestError(f"{where}: missing or empty 'text'")
+    offset = rec.get("offset", 0.0)
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not math.isfinite(offset) or offset < 0:
+        raise ManifestError(f"{where}: 'offset' must be a non-negative number, got {offset!r}")
+    audio_path = Path(audio)
+    if not audio_path.is_absolute():
+        resolved = (base / audio_path).resolve()
+        if not allow_outside and not resolved.is_relative_to(base):
+            raise ManifestError(f"{where}: audio_filepath {audio!r} escapes the manifest's directory {base}")
+        audio_path = resolved
+    utt_id = rec.get("id", audio)
+    if not isinstance(utt_id, str) or not utt_id:
+        raise ManifestError(f"{where}: 'id' must be a non-empty string")
+    return Utterance(utt_id=utt_id, audio_path=str(audio_path), duration_s=float(duration), text=text,
+                     offset_s=float(offset))
+
+
+def write_manifest(path: str | os.PathLike, records: Iterable[dict]) -> int:
+    """Write manifest records atomically; return how many lines were written.
+
+    Each record needs ``audio_filepath`` (relative to ``path``'s directory or absolute),
+    ``duration`` and ``text``.
+    """
+    n = 0
+    with atomic_open(path, "w") as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
+    return n

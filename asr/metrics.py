@@ -1,0 +1,80 @@
+"""Word and character error rates with jiwer, with per-utterance alignments."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import jiwer
+
+
+@dataclass
+class ErrorCounts:
+    """Edit-distance counts; ``rate = (S + D + I) / N`` with N reference units."""
+
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+    hits: int = 0
+
+    @property
+    def ref_len(self) -> int:
+        return self.substitutions + self.deletions + self.hits
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    @property
+    def rate(self) -> float:
+        """Error rate; an empty reference scores 0 if the hypothesis is empty too, else 1 per inserted unit."""
+        return self.errors / self.ref_len if self.ref_len else float(self.insertions)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ref_len": self.ref_len, "errors": self.errors, "rate": self.rate}
+
+
+def _counts(ref_units: list[str], hyp_units: list[str]) -> tuple[ErrorCounts, list]:
+    """Counts and jiwer alignment chunks for one pair of token lists (handles empty sides)."""
+    if not ref_units:
+        return ErrorCounts(insertions=len(hyp_units)), []
+    if not hyp_units:
+        return ErrorCounts(deletions=len(ref_units)), []
+    out = jiwer.process_words(" ".join(ref_units), " ".join(hyp_units))
+    return ErrorCounts(out.substitutions, out.deletions, out.insertions, out.hits), out.alignments[0]
+
+
+def word_errors(ref: str, hyp: str) -> ErrorCounts:
+    return _counts(ref.split(), hyp.split())[0]
+
+
+def char_errors(ref: str, hyp: str) -> ErrorCounts:
+    """Character errors, spaces counted as characters (as jiwer's CER does)."""
+    # jiwer aligns space-separated tokens: map each character to a token first
+    enc = {" ": "<sp>"}
+    return _counts([enc.get(c, c) for c in " ".join(ref.split())], [enc.get(c, c) for c in " ".join(hyp.split())])[0]
+
+
+def alignment_text(ref: str, hyp: str) -> str:
+    """Three aligned lines, ``REF``/``HYP``/marks (S, D, I), for a report."""
+    r, h = ref.split(), hyp.split()
+    _, chunks = _counts(r, h)
+    if not r or not h:
+        chunks = [type("C", (), dict(type="delete" if r else "insert", ref_start_idx=0, ref_end_idx=len(r),
+                                     hyp_start_idx=0, hyp_end_idx=len(h)))()]
+    ref_row, hyp_row, mark_row = [], [], []
+    for c in chunks:
+        rs, hs = r[c.ref_start_idx:c.ref_end_idx], h[c.hyp_start_idx:c.hyp_end_idx]
+        for i in range(max(len(rs), len(hs))):
+            a = rs[i] if i < len(rs) else "*" * len(hs[i])
+            b = hs[i] if i < len(hs) else "*" * len(rs[i])
+            w = max(len(a), len(b))
+            mark = {"equal": " ", "substitute": "S", "delete": "D", "insert": "I"}[c.type]
+            ref_row.append(a.ljust(w))
+            hyp_row.append(b.ljust(w))
+            mark_row.append(mark.ljust(w))
+    return "\n".join(["REF: " + " ".join(ref_row), "HYP: " + " ".join(hyp_row), "     " + " ".join(mark_row)]).rstrip()
+
+
+def add(a: ErrorCounts, b: ErrorCounts) -> ErrorCounts:
+    return ErrorCounts(a.substitutions + b.substitutions, a.deletions + b.deletions,
+                       a.insertions + b.insertions, a.hits + b.hits)

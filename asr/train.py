@@ -1,0 +1,289 @@
+"""Training: CTC loss, AdamW with warm-up + decay, duration-bucketed batches, exact resume.
+
+``train(settings, run_dir)`` is the whole loop, readable top to bottom. It takes
+validated :class:`asr.config.Settings` (no Hydra), so it runs from a notebook too.
+
+Files in ``run_dir``:
+    checkpoints/last.pt      full training state after the latest epoch (or step)
+    checkpoints/epoch-N.pt   the last few epochs' states
+    model.pt                 best model so far by dev WER (a model file, see asr.checkpoint)
+    train_log.jsonl          one line per epoch (loss, dev WER/CER, lr, throughput)
+    tensorboard/             TensorBoard event files
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from asr.checkpoint import model_bundle, safe_load, save_model
+from asr.config import ConfigError, Settings
+from asr.data import DurationBatchSampler, SpeechDataset, collate, filter_utterances, total_hours
+from asr.evaluate import evaluate
+from asr.features import SpecAugment, output_frames_for_duration
+from asr.fileio import atomic_open, atomic_torch_save
+from asr.manifest import read_manifest
+from asr.model import build_recognizer, num_parameters
+from asr.runtime import resolve_device, seed_everything, setup_threads
+from asr.stats import build_vocab, compute_stats, load_stats, load_vocab
+
+log = logging.getLogger(__name__)
+
+
+def lr_lambda(step: int, warmup_steps: int, total_steps: int, schedule: str, final_ratio: float) -> float:
+    """Learning-rate multiplier: linear warm-up to 1, then decay to ``final_ratio`` at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "cosine":
+        return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return final_ratio ** progress  # exponential
+
+
+def make_optimizer(params, s: Settings) -> torch.optim.Optimizer:
+    o = s.optim
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.betas[0], weight_decay=o.weight_decay, nesterov=True)
+
+
+def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None) -> dict:
+    """Train a recognizer; returns the final summary (best dev WER, paths, throughput)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = run_dir / "checkpoints"
+    threads = setup_threads(s.trainer.threads)
+    device = resolve_device(s.trainer.device)
+    seed_everything(s.trainer.seed)
+    log.info("run directory %s; device %s, %d CPU thread(s)", run_dir.resolve(), device, threads)
+
+    # ---- data -------------------------------------------------------------------------
+    if not s.data.train_manifest:
+        raise ConfigError("data.train_manifest is not set (e.g. data.train_manifest=path/to/train.jsonl)")
+    train_utts = read_manifest(s.data.train_manifest)
+    dev_utts = read_manifest(s.data.dev_manifest) if s.data.dev_manifest else []
+    tokenizer = load_vocab(s.data.vocab) if s.data.vocab else build_vocab(train_utts)
+    frames = lambda d: output_frames_for_duration(s.features, d)  # noqa: E731
+    train_utts = filter_utterances(train_utts, tokenizer, frames, min_duration_s=s.data.min_duration_s,
+                                   max_duration_s=s.data.max_duration_s, split="train")
+    if not train_utts:
+        raise ConfigError(f"data.train_manifest: no usable utterances in {s.data.train_manifest}")
+    log.info("train: %d utterances, %.2f h; dev: %d utterances; vocabulary %d symbols",
+             len(train_utts), total_hours(train_utts), len(dev_utts), len(tokenizer))
+    dataset = SpeechDataset(train_utts, tokenizer, s.features.sample_rate_hz)
+    if s.data.preload:
+        t0 = time.perf_counter()
+        for utt_id, reason in dataset.preload():
+            log.warning("train: utterance %s cannot be read and is left out: %s", utt_id, reason)
+        log.info("preloaded training audio in %.1f s", time.perf_counter() - t0)
+    sampler = DurationBatchSampler([u.duration_s for u in train_utts], s.data.max_batch_duration_s,
+                                   seed=s.trainer.seed, sort_jitter=s.data.sort_jitter)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                         num_workers=s.data.num_workers, pin_memory=device.type == "cuda",
+                                         persistent_workers=s.data.num_workers > 0)
+
+    # ---- model, optimizer, schedule -------------------------------------------------------
+    a = s.augment
+    spec_augment = SpecAugment(a.freq_masks, a.freq_width, a.time_masks, a.time_width, a.max_time_ratio) \
+        if a.spec_augment else None
+    model = build_recognizer(s.features, len(tokenizer), spec_augment=spec_augment, **vars(s.model))
+    stats = load_stats(s.data.stats, s.features) if s.data.stats else compute_stats(train_utts, s.features)
+    model.features.set_stats(stats["mean"], stats["std"])
+    model.to(device)
+    log.info("model: %s %d x %d%s, %.2f M parameters", s.model.rnn_type.upper(), s.model.num_layers,
+             s.model.hidden_size, " bidirectional" if s.model.bidirectional else "", num_parameters(model) / 1e6)
+    optimizer = make_optimizer(model.parameters(), s)
+    total_steps = s.trainer.max_epochs * len(sampler)
+    o = s.optim
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_lambda(step, o.warmup_steps, total_steps, o.schedule, o.final_lr_ratio))
+    ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=False)
+
+    state = {"epoch": 0, "step": 0, "best_wer": math.inf, "best_epoch": -1, "batches_done": 0,
+             "epoch_loss": 0.0, "epoch_tokens": 0, "epoch_audio_s": 0.0, "epoch_train_s": 0.0, "skipped_batches": 0}
+    if s.trainer.resume:
+        state = _resume(ckpt_dir / "last.pt", model, optimizer, scheduler, sampler, state)
+
+    writer = _tensorboard(run_dir) if s.trainer.tensorboard else None
+    bundle_cfg = resolved_config or s.to_dict()
+    history = _read_history(run_dir / "train_log.jsonl", state["epoch"])
+    for epoch in range(state["epoch"], s.trainer.max_epochs):
+        sampler.set_epoch(epoch)
+        sampler.start_batch = state["batches_done"]
+        model.train()
+        bar = _progress(len(sampler), epoch, s) if s.trainer.progress else None
+        if bar is not None:
+            bar.update(state["batches_done"])
+        t_epoch = time.perf_counter()
+        for batch in loader:
+            t0 = time.perf_counter()
+            for utt_id, reason in batch.skipped:
+                log.warning("train: utterance %s skipped: %s", utt_id, reason)
+            if not batch.utt_ids:
+                continue
+            batch = batch.to(device)
+            log_probs, lengths = model(batch.waves, batch.wave_lens)
+            # CTCLoss wants (T, B, V)
+            loss_sum = ctc(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lens)
+            tokens = int(batch.target_lens.sum())
+            loss = loss_sum / tokens
+            if not torch.isfinite(loss):
+                state["skipped_batches"] += 1
+                log.warning("step %d: non-finite loss, batch skipped (utterances %s)", state["step"],
+                            ", ".join(batch.utt_ids))
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+                if torch.isfinite(grad_norm):
+                    optimizer.step()
+                else:
+                    state["skipped_batches"] += 1
+                    log.warning("step %d: non-finite gradient, update skipped (utterances %s)", state["step"],
+                                ", ".join(batch.utt_ids))
+                state["epoch_loss"] += loss_sum.item()
+                state["epoch_tokens"] += tokens
+            loss_value = loss.item()
+            scheduler.step()
+            state["step"] += 1
+            state["batches_done"] += 1
+            dt = time.perf_counter() - t0
+            state["epoch_audio_s"] += batch.audio_seconds
+            state["epoch_train_s"] += dt
+            speed = state["epoch_audio_s"] / max(state["epoch_train_s"], 1e-9)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss_value:.3f}", audio_s_per_s=f"{speed:.0f}", refresh=False)
+                bar.update(1)
+            every = s.trainer.checkpoint_every_steps
+            if every and state["step"] % every == 0 and state["batches_done"] < len(sampler):
+                _save_checkpoint(ckpt_dir, model, optimizer, scheduler, sampler, state, s.trainer.keep_checkpoints)
+            if writer is not None and state["step"] % s.trainer.log_every_steps == 0:
+                writer.add_scalar("train/loss", loss_value, state["step"])
+                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], state["step"])
+                writer.add_scalar("train/audio_seconds_per_second", speed, state["step"])
+        if bar is not None:
+            bar.close()
+
+        # ---- end of epoch: evaluate, checkpoint ---------------------------------------------
+        entry = {"epoch": epoch + 1, "step": state["step"], "lr": scheduler.get_last_lr()[0],
+                 "train_loss": state["epoch_loss"] / max(1, state["epoch_tokens"]),
+                 "train_audio_s_per_s": state["epoch_audio_s"] / max(state["epoch_train_s"], 1e-9),
+                 "epoch_seconds": time.perf_counter() - t_epoch, "skipped_batches": state["skipped_batches"]}
+        if dev_utts and ((epoch + 1) % s.trainer.eval_every_epochs == 0 or epoch + 1 == s.trainer.max_epochs):
+            dev = evaluate(model, tokenizer, dev_utts, out_dir=None, max_batch_duration_s=s.data.max_batch_duration_s,
+                           device=device)
+            entry.update(dev_wer=dev["wer"], dev_cer=dev["cer"])
+            if writer is not None:
+                writer.add_scalar("dev/wer", dev["wer"], epoch + 1)
+                writer.add_scalar("dev/cer", dev["cer"], epoch + 1)
+            improved = dev["wer"] < state["best_wer"]
+        else:
+            improved = not dev_utts  # without a dev set the latest model is the one kept
+        if writer is not None:
+            writer.add_scalar("train/epoch_loss", entry["train_loss"], epoch + 1)
+        state.update(epoch=epoch + 1, batches_done=0, epoch_loss=0.0, epoch_tokens=0, epoch_audio_s=0.0,
+                     epoch_train_s=0.0)
+        if improved:
+            state.update(best_wer=entry.get("dev_wer", math.nan), best_epoch=epoch + 1)
+            save_model(run_dir / "model.pt", model_bundle(model, tokenizer.vocab, s.model, config=bundle_cfg,
+                                                          metrics={k: v for k, v in entry.items()}))
+        history.append(entry)
+        _save_checkpoint(ckpt_dir, model, optimizer, scheduler, sampler, state, s.trainer.keep_checkpoints)
+        _write_history(run_dir / "train_log.jsonl", history)
+        log.info("epoch %d/%d  loss %.4f  dev WER %s  CER %s  lr %.2e  %.0f audio-s/s  %.0f s%s",
+                 epoch + 1, s.trainer.max_epochs, entry["train_loss"], _pct(entry.get("dev_wer")),
+                 _pct(entry.get("dev_cer")), entry["lr"], entry["train_audio_s_per_s"], entry["epoch_seconds"],
+                 "  (best)" if improved else "")
+    if writer is not None:
+        writer.close()
+    summary = {"best_dev_wer": state["best_wer"], "best_epoch": state["best_epoch"], "epochs": state["epoch"],
+               "model": str((run_dir / "model.pt").resolve()), "parameters": num_parameters(model),
+               "train_audio_s_per_s": _mean([h["train_audio_s_per_s"] for h in history]),
+               "train_minutes": sum(h["epoch_seconds"] for h in history) / 60,
+               "skipped_batches": state["skipped_batches"]}
+    with atomic_open(run_dir / "train_summary.json") as f:
+        json.dump(summary, f, indent=2)
+    log.info("best dev WER %s at epoch %d; model file %s", _pct(state["best_wer"]), state["best_epoch"],
+             summary["model"])
+    return summary
+
+
+def _save_checkpoint(ckpt_dir: Path, model, optimizer, scheduler, sampler, state: dict, keep: int) -> None:
+    ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "sampler": sampler.state_dict(), "torch_rng": torch.get_rng_state(), "state": dict(state)}
+    if torch.cuda.is_available():
+        ckpt["cuda_rng"] = torch.cuda.get_rng_state_all()
+    atomic_torch_save(ckpt, ckpt_dir / "last.pt")
+    if state["batches_done"] == 0 and keep > 0:  # epoch boundary: keep a numbered copy too
+        atomic_torch_save(ckpt, ckpt_dir / f"epoch-{state['epoch']}.pt")
+        numbered = sorted(ckpt_dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+        for old in numbered[:-keep]:
+            old.unlink(missing_ok=True)
+
+
+def _resume(path: Path, model, optimizer, scheduler, sampler, state: dict) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"trainer.resume=true but there is no checkpoint at {path} "
+                          "(point hydra.run.dir at the run to continue, or drop trainer.resume)")
+    ckpt = safe_load(path)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    sampler.load_state_dict(ckpt["sampler"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    if "cuda_rng" in ckpt and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+    state = {**state, **ckpt["state"]}
+    log.info("resumed from %s: epoch %d, step %d, %d batches into the epoch", path, state["epoch"], state["step"],
+             state["batches_done"])
+    return state
+
+
+def _read_history(path: Path, epochs_done: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["epoch"] <= epochs_done]
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    with atomic_open(path) as f:
+        for h in history:
+            f.write(json.dumps(h) + "\n")
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a dependency, but a trimmed install should still train
+        log.warning("tensorboard is not installed; no TensorBoard logs (pip install tensorboard)")
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _progress(total: int, epoch: int, s: Settings):
+    if not sys.stderr.isatty():  # logs get one line per epoch instead of a redrawn bar
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{s.trainer.max_epochs}", unit="batch", leave=False,
+                dynamic_ncols=True)
+
+
+def _pct(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) or x == math.inf else f"{100 * x:.2f} %"
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
