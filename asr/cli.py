@@ -9,12 +9,14 @@ file, and exit status 2, not a traceback.
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import json
 import logging
 import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -76,8 +78,34 @@ def train_main(cfg: DictConfig) -> float:
     return summary["best_dev_wer"]  # the value a sweeper optimises
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
-@_user_errors
+def _inference_app(config_name: str):
+    """Decorator for commands whose ``model=`` is a model *file*, not the training ``model/`` group.
+
+    Hydra treats ``model=...`` as a group choice whenever a ``model/`` group is on the config
+    search path. These commands therefore read their YAML (``conf/<name>.yaml`` and the
+    ``decoder/`` group) into Hydra's ConfigStore and start with no config directory, so
+    ``model=<file>`` is a plain value, as users expect.
+    """
+    def register() -> None:
+        root = importlib.resources.files("asr.conf")
+        cs = ConfigStore.instance()
+        cs.store(name=config_name, node=OmegaConf.create((root / f"{config_name}.yaml").read_text()))
+        for option in (root / "decoder").iterdir():
+            if option.name.endswith(".yaml"):
+                cs.store(group="decoder", name=option.name[:-5], node=OmegaConf.create(option.read_text()))
+
+    def wrap(fn):
+        app = hydra.main(version_base="1.3", config_path=None, config_name=config_name)(_user_errors(fn))
+
+        @functools.wraps(fn)
+        def main():
+            register()
+            return app()
+        return main
+    return wrap
+
+
+@_inference_app("evaluate")
 def evaluate_main(cfg: DictConfig) -> float:
     import torch
 

@@ -168,6 +168,10 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
             every = s.trainer.checkpoint_every_steps
             if every and state["step"] % every == 0 and state["batches_done"] < len(sampler):
                 _save_checkpoint(ckpt_dir, model, optimizer, scheduler, sampler, state, s.trainer.keep_checkpoints)
+            if bar is None and state["step"] % s.trainer.log_every_steps == 0:
+                log.info("epoch %d step %d  batch %d/%d  loss %.4f  lr %.2e  %.0f audio-s/s", epoch + 1,
+                         state["step"], state["batches_done"], len(sampler), loss_value, scheduler.get_last_lr()[0],
+                         speed)
             if writer is not None and state["step"] % s.trainer.log_every_steps == 0:
                 writer.add_scalar("train/loss", loss_value, state["step"])
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], state["step"])

@@ -1,0 +1,106 @@
+"""Training end to end on the tone corpus: WER reaches 0, resume is exact, model files round-trip."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from asr.checkpoint import ModelFileError, load_model, safe_load
+from asr.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, Settings, TrainerConfig
+from asr.evaluate import evaluate
+from asr.manifest import read_manifest
+from asr.train import train
+
+
+def tiny_settings(manifest, **trainer) -> Settings:
+    return Settings(
+        data=DataConfig(train_manifest=str(manifest), dev_manifest=str(manifest), max_batch_duration_s=2.5,
+                        max_duration_s=2.5, sort_jitter=0.0),
+        model=ModelConfig(hidden_size=48, num_layers=2, dropout=0.0),
+        optim=OptimConfig(lr=5e-3, warmup_steps=10, final_lr_ratio=0.5),
+        augment=AugmentConfig(spec_augment=False),
+        trainer=TrainerConfig(**{"max_epochs": 40, "threads": 1, "progress": False, "tensorboard": False,
+                                 "device": "cpu", "seed": 7, **trainer}),
+    )
+
+
+def test_overfit_drives_wer_to_zero_and_model_file_reproduces_it(tone_corpus, tmp_path):
+    summary = train(tiny_settings(tone_corpus), tmp_path / "run")
+    assert summary["best_dev_wer"] == 0.0
+    model, tokenizer, bundle = load_model(tmp_path / "run" / "model.pt")
+    result = evaluate(model, tokenizer, read_manifest(tone_corpus), out_dir=tmp_path / "eval")
+    assert result["wer"] == 0.0 and result["cer"] == 0.0
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["wer"] == 0.0
+    # the model file is self-describing: vocabulary, feature settings and statistics inside
+    assert bundle["vocab"][0] == "<blank>" and set(bundle["vocab"][1:]) == set("abc ")
+    assert bundle["features"]["n_mfcc"] == 40
+    assert not torch.allclose(bundle["state_dict"]["features.mean"], torch.zeros(40))
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 40 and log[-1]["train_loss"] < log[0]["train_loss"] / 5
+
+
+def test_resume_continues_exactly(tone_corpus, tmp_path):
+    straight = tiny_settings(tone_corpus, max_epochs=4)
+    train(straight, tmp_path / "straight")
+    # same run, interrupted after 2 epochs, then resumed to 4
+    train(dataclasses.replace(straight, trainer=dataclasses.replace(straight.trainer, max_epochs=2)),
+          tmp_path / "resumed")
+    train(dataclasses.replace(straight, trainer=dataclasses.replace(straight.trainer, resume=True)),
+          tmp_path / "resumed")
+    a = safe_load(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = safe_load(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    assert a["state"]["step"] == b["state"]["step"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    logs = [(tmp_path / d / "train_log.jsonl").read_text() for d in ("straight", "resumed")]
+    assert [json.loads(x)["train_loss"] for x in logs[0].splitlines()] == \
+           [json.loads(x)["train_loss"] for x in logs[1].splitlines()]
+
+
+def test_resume_mid_epoch_continues_exactly(tone_corpus, tmp_path, monkeypatch):
+    import asr.train
+
+    s = tiny_settings(tone_corpus, max_epochs=2, checkpoint_every_steps=1)
+    train(s, tmp_path / "straight")
+    real_save = asr.train._save_checkpoint
+
+    def save_then_die(ckpt_dir, model, optimizer, scheduler, sampler, state, keep):
+        real_save(ckpt_dir, model, optimizer, scheduler, sampler, state, keep)
+        if state["epoch"] == 1 and state["batches_done"] == 2:  # two batches into the second epoch
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(asr.train, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(s, tmp_path / "cut")
+    monkeypatch.undo()
+    ckpt = safe_load(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert (ckpt["state"]["epoch"], ckpt["state"]["batches_done"]) == (1, 2)
+    train(dataclasses.replace(s, trainer=dataclasses.replace(s.trainer, resume=True)), tmp_path / "cut")
+    a = safe_load(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = safe_load(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert a["state"]["step"] == b["state"]["step"]
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tone_corpus, tmp_path):
+    from asr.config import ConfigError
+
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        train(tiny_settings(tone_corpus, resume=True, max_epochs=1), tmp_path / "nothing")
+
+
+def test_pickled_model_file_is_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "asr-model", "payload": Payload()}, evil)
+    with pytest.raises(ModelFileError, match="refused"):
+        load_model(evil)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="not an asr model file"):
+        load_model(tmp_path / "other.pt")
