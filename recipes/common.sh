@@ -1,0 +1,37 @@
+# Shared recipe plumbing (sourced by recipes/<corpus>/run.sh): argument parsing and stage guards.
+#   --stage N / --stop-stage N   run stages N..M only
+#   --exp DIR                    where data/, lang/ and the run go (default: exp/<corpus> under the recipe)
+#   anything else                passed to asr-train as Hydra overrides (model.num_layers=5 ...)
+stage=0
+stop_stage=100
+overrides=()
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --stage) stage="$2"; shift 2 ;;
+      --stop-stage|--stop_stage) stop_stage="$2"; shift 2 ;;
+      --data-dir|--data_dir) data_dir="$2"; shift 2 ;;
+      --exp) exp="$2"; shift 2 ;;
+      -h|--help) sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//' | head -n -1; exit 0 ;;
+      --*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
+      *) overrides+=("$1"); shift ;;
+    esac
+  done
+}
+
+# run_stage N NAME: true when stage N is selected and not already done; done-markers live in $exp/.done/
+run_stage() {
+  local n="$1" name="$2"
+  if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 1; fi
+  if [ -f "$exp/.done/$n.$name" ]; then
+    echo "stage $n ($name): already done ($exp/.done/$n.$name); delete it to redo"
+    return 1
+  fi
+  echo "=== stage $n: $name ($(date +%H:%M:%S))"
+  return 0
+}
+
+mark_done() {
+  mkdir -p "$exp/.done"
+  touch "$exp/.done/$1.$2"
+}

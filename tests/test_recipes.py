@@ -1,0 +1,60 @@
+"""Recipes end to end, as a user runs them (slow: deselect with -m 'not slow')."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+AN4 = Path(os.environ.get("ASR_AN4_DIR", ROOT.parent / "shared" / "data" / "an4"))
+TINY = ["model.hidden_size=32", "model.num_layers=1", "trainer.max_epochs=1", "trainer.threads=1",
+        "trainer.tensorboard=false"]
+
+
+def run_recipe(script: str, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **(env_extra or {})}
+    return subprocess.run(["bash", str(ROOT / "recipes" / script / "run.sh"), *args], capture_output=True,
+                          text=True, env=env, timeout=1200)
+
+
+@pytest.mark.slow
+def test_embedded_recipe_end_to_end_prints_wer_and_reruns_skip_done_stages(tmp_path):
+    exp = tmp_path / "exp"
+    tiny_corpus = {"NUM_TRAIN": "24", "NUM_DEV": "6", "NUM_TEST": "6"}
+    r = run_recipe("synthetic", "--exp", str(exp), *TINY, env_extra=tiny_corpus)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    wer = re.search(r"WER (\d+\.\d+) %", r.stdout)
+    assert wer, r.stdout[-2000:]
+    summary = json.loads((exp / "eval_test" / "summary.json").read_text())
+    assert abs(100 * summary["wer"] - float(wer.group(1))) < 0.006 and summary["utterances"] == 6
+    assert sorted(p.name for p in (exp / ".done").iterdir()) == ["0.synthesize", "1.stats", "2.train", "3.evaluate"]
+    r2 = run_recipe("synthetic", "--exp", str(exp), *TINY, env_extra=tiny_corpus)
+    assert r2.returncode == 0 and r2.stdout.count("already done") == 4
+
+
+@pytest.mark.slow
+def test_recipe_stage_selection_and_unknown_option(tmp_path):
+    r = run_recipe("an4", "--bogus")
+    assert r.returncode == 2 and "unknown option --bogus" in r.stderr
+    if not AN4.is_dir():
+        pytest.skip(f"AN4 not found at {AN4}")
+    r = run_recipe("an4", "--data-dir", str(AN4), "--exp", str(tmp_path / "exp"), "--stop-stage", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sum(1 for _ in open(tmp_path / "exp" / "data" / "test.jsonl")) == 130
+    assert not (tmp_path / "exp" / "lang").exists()  # stage 2 was not selected
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not AN4.is_dir(), reason=f"AN4 not found at {AN4} (set ASR_AN4_DIR)")
+def test_an4_recipe_tiny_run_from_shared_copy(tmp_path):
+    exp = tmp_path / "exp"
+    r = run_recipe("an4", "--data-dir", str(AN4), "--exp", str(exp), *TINY, "data.max_batch_duration_s=200")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    summary = json.loads((exp / "eval_test" / "summary.json").read_text())
+    assert summary["utterances"] == 130 and summary["words"]["ref_len"] == 773
+    assert 0.0 <= summary["wer"] and summary["failed"] == []
+    assert (exp / "train" / "model.pt").is_file() and (exp / "lang" / "stats.pt").is_file()
