@@ -1,0 +1,109 @@
+"""End-to-end transcription speed: a folder of audio files in, JSONL out, as `asr-transcribe` runs it.
+
+Everything a user waits for is timed: finding the files, reading their headers, decoding
+the audio (in DataLoader workers), features, the model, the CTC alignment, and the
+fsynced JSONL. Configurations are run alternately, ``--repeats`` times each, after one
+untimed warm-up, and the median is reported:
+
+* ``batched``: the defaults (300 s of padded audio per batch, one decoding worker);
+* ``batch_size_1``: one file per batch (what a naive loop over files does);
+* ``cli``: one cold ``asr-transcribe`` process, interpreter start, imports and model load included.
+
+    python benchmarks/transcribe_rtf.py --model exp/an4/train/model.pt --input ../shared/data/an4/audio/an4test_clstk
+
+Prints one JSON object. RTF = wall seconds / audio seconds; the goal is RTF <= 0.01 (100x real time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from asr.checkpoint import load_model
+from asr.model import num_parameters
+from asr.runtime import setup_threads
+from asr.transcribe import transcribe
+
+GOAL_RTF = 0.01
+CLI = "import sys; from asr.cli import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="model file (model.pt of a training run)")
+    p.add_argument("--input", required=True, help="folder of audio files (searched recursively)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (0: the free cores)")
+    p.add_argument("--num-workers", type=int, default=1, help="audio-decoding processes")
+    p.add_argument("--max-batch-duration", type=float, default=300.0)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+
+    threads = setup_threads(args.threads)
+    model, tokenizer, _ = load_model(args.model)
+    configs = {
+        "batched": {"max_batch_duration_s": args.max_batch_duration, "num_workers": args.num_workers},
+        "batch_size_1": {"max_batch_duration_s": 1e-3, "num_workers": args.num_workers},  # every file alone
+    }
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    with tempfile.TemporaryDirectory() as tmp:
+        def run(name: str, cfg: dict) -> dict:
+            return transcribe(model, tokenizer, args.input, Path(tmp) / f"{name}.jsonl", overwrite=True,
+                              resume=False, progress=False, **cfg)
+
+        summary = run("warmup", configs["batched"])  # first-call costs: imports inside librosa, oneDNN set-up
+        audio_s = summary["audio_seconds"]
+        for _ in range(args.repeats):
+            for name, cfg in configs.items():
+                t0 = time.perf_counter()
+                s = run(name, cfg)
+                times[name].append(time.perf_counter() - t0)
+                assert s["transcribed"] == summary["transcribed"] and s["failed"] == summary["failed"]
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", CLI, f"model={args.model}", f"input={args.input}",
+                        f"output={Path(tmp) / 'cli.jsonl'}", f"threads={threads}", "progress=false",
+                        f"batch.num_workers={args.num_workers}", f"hydra.run.dir={Path(tmp) / 'hydra'}"],
+                       check=True, capture_output=True)
+        cli_s = time.perf_counter() - t0
+
+    def stats(wall: list[float], cfg: dict | None = None) -> dict:
+        med = statistics.median(wall)
+        return {**(cfg or {}), "wall_s": [round(t, 3) for t in wall], "median_wall_s": round(med, 3),
+                "rtf": round(med / audio_s, 5), "x_real_time": round(audio_s / med, 1)}
+
+    result = {
+        "benchmark": "transcribe_rtf",
+        "model": str(Path(args.model).resolve()), "model_parameters": num_parameters(model),
+        "input": str(Path(args.input).resolve()), "files": summary["files"], "transcribed": summary["transcribed"],
+        "audio_seconds": round(audio_s, 2),
+        "threads": threads, "cpu": cpu_name(), "torch": torch.__version__,
+        **{name: stats(times[name], cfg) for name, cfg in configs.items()},
+        "cli": stats([cli_s]),
+        "speedup_batched_vs_1": round(statistics.median(times["batch_size_1"]) / statistics.median(times["batched"]),
+                                      2),
+        "goal_rtf": GOAL_RTF,
+    }
+    result["meets_goal"] = result["batched"]["rtf"] <= GOAL_RTF
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
