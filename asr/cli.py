@@ -167,3 +167,105 @@ def stats_main(cfg: DictConfig) -> None:
     save_stats(out / "stats.pt", stats)
     print(f"vocabulary: {len(tokenizer)} symbols -> {out / 'vocab.json'}; "
           f"statistics over {stats['frames']} frames -> {out / 'stats.pt'}")
+
+
+@_inference_app("transcribe")
+def transcribe_main(cfg: DictConfig) -> None:
+    from asr.checkpoint import load_model
+    from asr.config import DecoderConfig
+    from asr.outputs import SubtitleConfig
+    from asr.runtime import resolve_device, setup_threads
+    from asr.segment import WindowConfig
+    from asr.transcribe import check_formats, transcribe
+
+    _missing(cfg, "model", "input", "output")
+    groups = {"batch": {"max_duration_s", "num_workers"}, "long_audio": set(WindowConfig.__dataclass_fields__),
+              "subtitles": set(SubtitleConfig.__dataclass_fields__)}
+    d = _resolved(cfg, {"model", "input", "output", "format", "include", "extensions", "resume", "overwrite",
+                        "min_duration_s", "decoder", "device", "threads", "progress", *groups})
+    from_dict(DecoderConfig, d["decoder"], "decoder")
+    for group, allowed in groups.items():
+        unknown = sorted(set(d[group]) - allowed)
+        if unknown:
+            raise ConfigError(f"unknown key(s) {', '.join(f'{group}.{k}' for k in unknown)}; "
+                              f"allowed: {', '.join(sorted(allowed))}")
+    try:
+        formats = check_formats(d["format"])
+        windows = from_dict(WindowConfig, d["long_audio"], "long_audio")
+        subtitles = from_dict(SubtitleConfig, d["subtitles"], "subtitles")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    extensions = d["extensions"].split(",") if isinstance(d["extensions"], str) else d["extensions"]
+    if d["progress"] not in (None, True, False) or not isinstance(d["include"], str):
+        raise ConfigError("progress must be null, true or false, and include a string pattern")
+    workers = d["batch"]["num_workers"]
+    threads = setup_threads(int(d["threads"]))
+    device = resolve_device(str(d["device"]))
+    model, tokenizer, _ = load_model(d["model"], map_location="cpu")
+    model.to(device)
+    summary = transcribe(
+        model, tokenizer, d["input"], d["output"], formats=formats, include=d["include"],
+        extensions=[str(e) for e in extensions], resume=bool(d["resume"]), overwrite=bool(d["overwrite"]),
+        min_duration_s=float(d["min_duration_s"]), max_batch_duration_s=float(d["batch"]["max_duration_s"]),
+        num_workers=None if workers is None else int(workers), windows=windows, subtitles=subtitles, device=device,
+        progress=d["progress"],
+        run_info={"model": str(Path(d["model"]).resolve()), "input": str(Path(d["input"]).resolve()),
+                  "device": str(device), "threads": threads})
+    run = summary["this_run"]
+    rtf = f"RTF {run['real_time_factor']:.4f}" if run["real_time_factor"] is not None else "no new audio"
+    print(f"transcribed {summary['transcribed']} of {summary['files']} files ({summary['audio_hours']:.3f} h audio; "
+          f"this run {run['files']} files in {run['wall_seconds']:.1f} s, {rtf}, {run['resumed_files']} already "
+          f"done) -> {summary['outputs']['jsonl']}")
+    if "scores" in summary:
+        s = summary["scores"]
+        print(f"WER {100 * s['wer']:.2f} %  CER {100 * s['cer']:.2f} %  ({s['utterances']} utterances with text)")
+    if summary["failed"]:
+        print(f"warning: {summary['failed']} file(s) could not be transcribed (reasons in "
+              f"{summary['outputs']['summary']}):", file=sys.stderr)
+        for f in summary["failed_files"][:10]:
+            print(f"  {f['path']}: {f['reason']}", file=sys.stderr)
+    if summary["skipped"]:
+        print("skipped: " + ", ".join(f"{n} {reason}" for reason, n in summary["skipped"].items()), file=sys.stderr)
+
+
+# ---- looking inside a model, a training run ------------------------------------------------
+
+
+@_inference_app("inspect")
+def inspect_main(cfg: DictConfig) -> None:
+    import torch
+
+    from asr.audio import load_audio
+    from asr.checkpoint import load_model
+    from asr.inspection import inspect_utterance, write_inspection
+    from asr.runtime import setup_threads
+
+    _missing(cfg, "model", "audio", "output")
+    d = _resolved(cfg, {"model", "audio", "output", "layer", "direction", "top_k", "dpi", "threads"})
+    for key in ("layer", "top_k", "dpi", "threads"):
+        if not isinstance(d[key], int) or isinstance(d[key], bool):
+            raise ConfigError(f"{key}: expected an integer, got {d[key]!r}")
+    setup_threads(d["threads"])
+    model, tokenizer, _ = load_model(d["model"])
+    wave = torch.from_numpy(load_audio(d["audio"], model.features.config.sample_rate_hz))
+    insp = inspect_utterance(model, tokenizer, wave, layer=d["layer"], direction=str(d["direction"]))
+    summary = write_inspection(insp, d["output"], top_k=d["top_k"], name=Path(d["audio"]).name, dpi=d["dpi"])
+    print(f'recognised "{summary["text"]}"; layer {summary["layer"]} {summary["direction"]}: units '
+          f'{", ".join(str(u["unit"]) for u in summary["units"])} (recomputed gates match the model to '
+          f'{summary["recompute_max_abs_error"]:.1e}) -> {Path(d["output"])}/ '
+          f'{" ".join(summary["figures"].values())} inspect.json')
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="plot")
+@_user_errors
+def plot_main(cfg: DictConfig) -> None:
+    from asr.plots import write_training_curves
+
+    _missing(cfg, "run")
+    d = _resolved(cfg, {"run", "output", "dpi"})
+    out = Path(d["output"]) if d["output"] is not None else Path(d["run"]) / "plots"
+    try:
+        written = write_training_curves(d["run"], out, dpi=int(d["dpi"]))
+    except ValueError as err:  # a malformed train_log.jsonl: the message names file and line
+        raise ConfigError(f"run={d['run']}: {err}") from None
+    print("wrote " + ", ".join(str(p) for p in written))

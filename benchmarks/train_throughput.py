@@ -19,13 +19,13 @@ import json
 import time
 
 import torch
+from ceiling import reference_lstm  # benchmarks/ is on sys.path when run as a script
 
 from asr.data import DurationBatchSampler, SpeechDataset, collate
 from asr.features import FeatureConfig, SpecAugment
 from asr.manifest import read_manifest
 from asr.model import build_recognizer
 from asr.stats import build_vocab
-from ceiling import reference_lstm  # benchmarks/ is on sys.path when run as a script
 
 
 def main() -> None:

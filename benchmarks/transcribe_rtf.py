@@ -5,7 +5,8 @@ the audio (in DataLoader workers), features, the model, the CTC alignment, and t
 fsynced JSONL. Configurations are run alternately, ``--repeats`` times each, after one
 untimed warm-up, and the median is reported:
 
-* ``batched``: the defaults (300 s of padded audio per batch, one decoding worker);
+* ``batched``: the defaults (120 s of padded audio per batch; a decoding worker only if a core is free);
+* ``batched_1_worker``: the same with one DataLoader worker decoding audio;
 * ``batch_size_1``: one file per batch (what a naive loop over files does);
 * ``cli``: one cold ``asr-transcribe`` process, interpreter start, imports and model load included.
 
@@ -31,7 +32,7 @@ import torch
 from asr.checkpoint import load_model
 from asr.model import num_parameters
 from asr.runtime import setup_threads
-from asr.transcribe import transcribe
+from asr.transcribe import default_workers, transcribe
 
 GOAL_RTF = 0.01
 CLI = "import sys; from asr.cli import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
@@ -52,16 +53,18 @@ def main() -> None:
     p.add_argument("--model", required=True, help="model file (model.pt of a training run)")
     p.add_argument("--input", required=True, help="folder of audio files (searched recursively)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (0: the free cores)")
-    p.add_argument("--num-workers", type=int, default=1, help="audio-decoding processes")
-    p.add_argument("--max-batch-duration", type=float, default=300.0)
+    p.add_argument("--num-workers", type=int, default=None, help="decoding processes (default: as asr-transcribe)")
+    p.add_argument("--max-batch-duration", type=float, default=120.0)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
 
     threads = setup_threads(args.threads)
+    workers = default_workers() if args.num_workers is None else args.num_workers
     model, tokenizer, _ = load_model(args.model)
     configs = {
-        "batched": {"max_batch_duration_s": args.max_batch_duration, "num_workers": args.num_workers},
-        "batch_size_1": {"max_batch_duration_s": 1e-3, "num_workers": args.num_workers},  # every file alone
+        "batched": {"max_batch_duration_s": args.max_batch_duration, "num_workers": workers},
+        "batched_1_worker": {"max_batch_duration_s": args.max_batch_duration, "num_workers": 1},
+        "batch_size_1": {"max_batch_duration_s": 1e-3, "num_workers": workers},  # every file alone
     }
     times: dict[str, list[float]] = {name: [] for name in configs}
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +83,7 @@ def main() -> None:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", CLI, f"model={args.model}", f"input={args.input}",
                         f"output={Path(tmp) / 'cli.jsonl'}", f"threads={threads}", "progress=false",
-                        f"batch.num_workers={args.num_workers}", f"hydra.run.dir={Path(tmp) / 'hydra'}"],
+                        f"batch.num_workers={workers}", f"hydra.run.dir={Path(tmp) / 'hydra'}"],
                        check=True, capture_output=True)
         cli_s = time.perf_counter() - t0
 
