@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from asr.audio import AudioError
 from asr.checkpoint import ModelFileError
-from asr.config import ConfigError, Settings, from_dict
+from asr.config import ConfigError, DecoderConfig, Settings, from_dict
 from asr.fileio import atomic_write_text
 from asr.manifest import ManifestError
 
@@ -116,7 +116,7 @@ def evaluate_main(cfg: DictConfig) -> float:
 
     _missing(cfg, "model", "data.manifest")
     d = _resolved(cfg, {"model", "data", "decoder", "device", "threads"})
-    from_dict(__import__("asr.config", fromlist=["DecoderConfig"]).DecoderConfig, d["decoder"], "decoder")
+    from_dict(DecoderConfig, d["decoder"], "decoder")
     data = d["data"]
     unknown = sorted(set(data) - {"manifest", "max_batch_duration_s", "num_workers"})
     if unknown:

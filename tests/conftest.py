@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asr.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, Settings, TrainerConfig
+
 SR = 16000
 TONE_HZ = {"a": 400.0, "b": 900.0, "c": 1600.0, " ": None}  # a space is a short silence
 
@@ -53,3 +55,25 @@ TONE_TEXTS = ["abc", "cab", "a b", "bca", "cc a", "ab ba", "c", "b a c"]
 def tone_corpus(tmp_path: Path) -> Path:
     """A train manifest of 8 tone utterances (dev = the same manifest)."""
     return write_tone_corpus(tmp_path / "corpus", TONE_TEXTS)
+
+
+def tiny_settings(manifest, **trainer) -> Settings:
+    """A 2 x 48 BiLSTM that overfits the tone corpus (dev = train) in a few seconds."""
+    return Settings(
+        data=DataConfig(train_manifest=str(manifest), dev_manifest=str(manifest), max_batch_duration_s=2.5,
+                        max_duration_s=2.5, sort_jitter=0.0),
+        model=ModelConfig(hidden_size=48, num_layers=2, dropout=0.0),
+        optim=OptimConfig(lr=5e-3, warmup_steps=10, final_lr_ratio=0.5),
+        augment=AugmentConfig(spec_augment=False),
+        trainer=TrainerConfig(**{"max_epochs": 40, "threads": 1, "progress": False, "tensorboard": False,
+                                 "device": "cpu", "seed": 7, **trainer}),
+    )
+
+
+def train_tone_model(root: Path) -> tuple[Path, Path]:
+    """Train :func:`tiny_settings` on a fresh tone corpus under ``root``; return ``(model file, manifest)``."""
+    from asr.train import train
+
+    manifest = write_tone_corpus(root / "corpus", TONE_TEXTS)
+    assert train(tiny_settings(manifest), root / "run")["best_dev_wer"] == 0.0
+    return root / "run" / "model.pt", manifest

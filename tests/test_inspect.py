@@ -10,17 +10,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import SR, TONE_TEXTS, tone_audio, write_tone_corpus
+from conftest import SR, TONE_TEXTS, tone_audio, train_tone_model
 
 from asr.audio import load_audio
 from asr.checkpoint import load_model, model_bundle, save_model
-from asr.config import AugmentConfig, ConfigError, DataConfig, ModelConfig, OptimConfig, Settings, TrainerConfig
+from asr.config import ConfigError, ModelConfig
 from asr.features import FeatureConfig
 from asr.gates import layer_input
 from asr.inspection import figure_names, inspect_utterance, write_inspection
 from asr.model import build_recognizer
 from asr.plots import read_train_log, training_figures
-from asr.train import train
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -38,19 +37,10 @@ def run_cli(entry: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def tone_model(tmp_path_factory):
     """A 2 x 48 BiLSTM overfit on the 8 tone utterances (dev WER 0)."""
-    root = tmp_path_factory.mktemp("tone")
-    manifest = write_tone_corpus(root / "corpus", TONE_TEXTS)
-    settings = Settings(
-        data=DataConfig(train_manifest=str(manifest), dev_manifest=str(manifest), max_batch_duration_s=2.5,
-                        max_duration_s=2.5, sort_jitter=0.0),
-        model=ModelConfig(hidden_size=48, num_layers=2, dropout=0.0),
-        optim=OptimConfig(lr=5e-3, warmup_steps=10, final_lr_ratio=0.5),
-        augment=AugmentConfig(spec_augment=False),
-        trainer=TrainerConfig(max_epochs=40, threads=1, progress=False, tensorboard=False, device="cpu", seed=7))
-    assert train(settings, root / "run")["best_dev_wer"] == 0.0
+    model_file, manifest = train_tone_model(tmp_path_factory.mktemp("tone"))
     torch.set_num_threads(1)
-    model, tokenizer, _ = load_model(root / "run" / "model.pt")
-    return model, tokenizer, root / "corpus" / "audio" / f"train_{TONE_TEXTS.index('ab ba'):03d}.flac"
+    model, tokenizer, _ = load_model(model_file)
+    return model, tokenizer, manifest.parent / "audio" / f"train_{TONE_TEXTS.index('ab ba'):03d}.flac"
 
 
 def test_inspection_of_a_trained_model_holds_its_transcript_words_and_gates(tone_model):

@@ -5,24 +5,12 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_settings
 
 from asr.checkpoint import ModelFileError, load_model, safe_load
-from asr.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, Settings, TrainerConfig
 from asr.evaluate import evaluate
 from asr.manifest import read_manifest
 from asr.train import train
-
-
-def tiny_settings(manifest, **trainer) -> Settings:
-    return Settings(
-        data=DataConfig(train_manifest=str(manifest), dev_manifest=str(manifest), max_batch_duration_s=2.5,
-                        max_duration_s=2.5, sort_jitter=0.0),
-        model=ModelConfig(hidden_size=48, num_layers=2, dropout=0.0),
-        optim=OptimConfig(lr=5e-3, warmup_steps=10, final_lr_ratio=0.5),
-        augment=AugmentConfig(spec_augment=False),
-        trainer=TrainerConfig(**{"max_epochs": 40, "threads": 1, "progress": False, "tensorboard": False,
-                                 "device": "cpu", "seed": 7, **trainer}),
-    )
 
 
 def test_overfit_drives_wer_to_zero_and_model_file_reproduces_it(tone_corpus, tmp_path):

@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import SR, TONE_TEXTS, tone_audio, write_tone_corpus
+from conftest import SR, TONE_TEXTS, tone_audio, train_tone_model
 
 from asr.alignment import best_path, words_from_path
 from asr.checkpoint import load_model
-from asr.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, Settings, TrainerConfig
 from asr.decoding import greedy_decode
 from asr.discover import list_inputs
 from asr.evaluate import recognize, score
@@ -39,7 +38,6 @@ from asr.outputs import (
 )
 from asr.segment import WindowConfig, keep_central, plan_windows
 from asr.tokenizer import CharTokenizer
-from asr.train import train
 from asr.transcribe import transcribe
 
 CLI = "import sys; from asr.cli import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
@@ -48,17 +46,7 @@ CLI = "import sys; from asr.cli import transcribe_main; sys.argv[0] = 'asr-trans
 @pytest.fixture(scope="module")
 def tone_model(tmp_path_factory):
     """``(model file, train manifest)``: a 2 x 48 BiLSTM overfit on the 8 tone utterances."""
-    root = tmp_path_factory.mktemp("tone")
-    manifest = write_tone_corpus(root / "corpus", TONE_TEXTS)
-    settings = Settings(
-        data=DataConfig(train_manifest=str(manifest), dev_manifest=str(manifest), max_batch_duration_s=2.5,
-                        max_duration_s=2.5, sort_jitter=0.0),
-        model=ModelConfig(hidden_size=48, num_layers=2, dropout=0.0),
-        optim=OptimConfig(lr=5e-3, warmup_steps=10, final_lr_ratio=0.5),
-        augment=AugmentConfig(spec_augment=False),
-        trainer=TrainerConfig(max_epochs=40, threads=1, progress=False, tensorboard=False, device="cpu", seed=7))
-    assert train(settings, root / "run")["best_dev_wer"] == 0.0
-    return root / "run" / "model.pt", manifest
+    return train_tone_model(tmp_path_factory.mktemp("tone"))
 
 
 @pytest.fixture(scope="module")
