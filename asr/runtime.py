@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 
 import numpy as np
 import torch
@@ -19,18 +20,43 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies summed over all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def busy_cores(interval_s: float = 0.25) -> float:
+    """Cores other processes keep busy right now, sampled over ``interval_s``.
+
+    A sample, not the load average: the 1-minute load average still counts work that just
+    ended (a recipe's previous stage), which made a training started right after it
+    take one thread on an idle machine. Falls back to the load average off Linux.
+    """
+    try:
+        busy0, total0 = _cpu_times()
+        time.sleep(interval_s)
+        busy1, total1 = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
+    cpus = os.cpu_count() or 1
+    return cpus * (busy1 - busy0) / max(1, total1 - total0)
+
+
 def free_cores() -> int:
-    """Cores not busy with other work right now (1-minute load average), at least 1.
+    """Cores not busy with other work right now, at least 1.
 
     Oversubscribing is the costly mistake on a shared machine: two torch threads on a
     machine where another process holds a core ran slower than one thread.
     """
     cores = available_cores()
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(cores, int(cores - busy + 0.5)))
+    return max(1, min(cores, int(cores - busy_cores() + 0.5)))
 
 
 def setup_threads(threads: int = 0) -> int:
