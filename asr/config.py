@@ -42,6 +42,7 @@ class DataConfig:
     num_workers: int = 0  # decoding workers; 0 is best for small, preloaded corpora
     preload: bool = True  # decode all training audio once and keep it in memory (int16)
     sort_jitter: float = 0.1  # relative duration noise when forming batches, so batches change per epoch
+    sortagrad_epochs: int = 0  # first N epochs in ascending duration order (SortaGrad)
 
 
 @dataclass(frozen=True)

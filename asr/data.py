@@ -69,15 +69,19 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
         max_batch_duration_s: cap on padded audio per batch.
         rank, world_size: this process's share of every epoch's batches.
         seed, shuffle, sort_jitter: see :func:`make_batches`.
+        sortagrad_epochs: the first this many epochs go shortest batch first, unshuffled
+            (SortaGrad, DeepSpeech 2): short utterances first help CTC leave its all-blank start.
 
     Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``).
     """
 
     def __init__(self, durations: Sequence[float], max_batch_duration_s: float, *, seed: int = 0,
-                 shuffle: bool = True, sort_jitter: float = 0.0, rank: int = 0, world_size: int = 1):
+                 shuffle: bool = True, sort_jitter: float = 0.0, sortagrad_epochs: int = 0, rank: int = 0,
+                 world_size: int = 1):
         self.durations = list(durations)
         self.max_batch_duration_s = max_batch_duration_s
         self.seed, self.shuffle, self.sort_jitter = seed, shuffle, sort_jitter
+        self.sortagrad_epochs = sortagrad_epochs
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.start_batch = 0  # batches of this epoch already consumed (for resume)
@@ -89,7 +93,8 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def _plan(self) -> list[list[int]]:
         batches = make_batches(self.durations, self.max_batch_duration_s, seed=self.seed, epoch=self.epoch,
-                               shuffle=self.shuffle, sort_jitter=self.sort_jitter)
+                               shuffle=self.shuffle and self.epoch >= self.sortagrad_epochs,
+                               sort_jitter=self.sort_jitter)
         if self.world_size > 1:
             if len(batches) < self.world_size:
                 raise ValueError(f"{len(batches)} batches cannot be shared by {self.world_size} processes: "

@@ -43,10 +43,13 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         tensor([[3., 2., 1.],
                 [5., 4., 0.]])
     """
-    t = torch.arange(x.shape[1], device=x.device)
-    rev = lengths.to(x.device)[:, None] - 1 - t[None, :]  # (B, T)
-    idx = torch.where(rev >= 0, rev, t[None, :])  # padding positions map to themselves
-    return x.gather(1, idx[:, :, None].expand_as(x))
+    b, t = x.shape[:2]
+    steps = torch.arange(t, device=x.device)
+    rev = lengths.to(x.device)[:, None] - 1 - steps[None, :]  # (B, T)
+    idx = torch.where(rev >= 0, rev, steps[None, :])  # padding positions map to themselves
+    # whole rows by index_select: several times faster than gather over every feature
+    rows = (idx + t * torch.arange(b, device=x.device)[:, None]).reshape(-1)
+    return x.reshape(b * t, -1).index_select(0, rows).view_as(x)
 
 
 class RecurrentLayer(nn.Module):

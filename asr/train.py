@@ -87,7 +87,8 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
             log.warning("train: utterance %s cannot be read and is left out: %s", utt_id, reason)
         log.info("preloaded training audio in %.1f s", time.perf_counter() - t0)
     sampler = DurationBatchSampler([u.duration_s for u in train_utts], s.data.max_batch_duration_s,
-                                   seed=s.trainer.seed, sort_jitter=s.data.sort_jitter)
+                                   seed=s.trainer.seed, sort_jitter=s.data.sort_jitter,
+                                   sortagrad_epochs=s.data.sortagrad_epochs)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=s.data.num_workers, pin_memory=device.type == "cuda",
                                          persistent_workers=s.data.num_workers > 0)

@@ -32,6 +32,14 @@ def test_ddp_ranks_get_disjoint_equal_shares():
     assert not set(ids[0]) & set(ids[1])
 
 
+def test_sortagrad_epochs_go_shortest_first_then_shuffle():
+    s = DurationBatchSampler(DURS, 4.0, seed=2, sortagrad_epochs=1)
+    longest = [max(DURS[i] for i in b) for b in s]  # epoch 0: ascending
+    assert longest == sorted(longest) and len(longest) > 2
+    s.set_epoch(1)
+    assert [max(DURS[i] for i in b) for b in s] != longest  # later epochs are shuffled
+
+
 def test_sampler_resumes_mid_epoch_with_the_batches_not_yet_seen():
     s = DurationBatchSampler(DURS, 4.0, seed=5, sort_jitter=0.1)
     s.set_epoch(3)

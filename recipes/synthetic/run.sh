@@ -22,7 +22,7 @@ run="$exp/train"
 
 defaults=(data=synthetic "data.train_manifest=$data/train.jsonl" "data.dev_manifest=$data/dev.jsonl"
           "data.test_manifest=$data/test.jsonl" "data.vocab=$lang/vocab.json" "data.stats=$lang/stats.pt"
-          model=small trainer.max_epochs=6
+          model=small trainer.max_epochs=5
           # ~200 updates per epoch: the first few hundred CTC updates are spent leaving the all-blank plateau
           data.max_batch_duration_s=40 optim.warmup_steps=100 optim.lr=2e-3)
 
