@@ -8,7 +8,10 @@ untimed warm-up, and the median is reported:
 * ``batched``: the defaults (120 s of padded audio per batch; a decoding worker only if a core is free);
 * ``batched_1_worker``: the same with one DataLoader worker decoding audio;
 * ``batch_size_1``: one file per batch (what a naive loop over files does);
-* ``cli``: one cold ``asr-transcribe`` process, interpreter start, imports and model load included.
+* ``cli``: one cold ``asr-transcribe`` process, interpreter start, imports and model load included;
+* ``lstm_ceiling``: no pipeline at all: random features of the same batch shapes straight into a fused
+  ``torch.nn.LSTM`` of the model's size (+ dense + log-softmax), in inference mode. Measured in the same
+  loop, it says what this machine can do right now; ``batched_vs_ceiling`` is the share of it we reach.
 
     python benchmarks/transcribe_rtf.py --model exp/an4/train/model.pt --input ../shared/data/an4/audio/an4test_clstk
 
@@ -30,11 +33,16 @@ from pathlib import Path
 import torch
 
 from asr.checkpoint import load_model
+from asr.data import make_batches
+from asr.discover import list_inputs, probe_durations
 from asr.model import num_parameters
 from asr.runtime import setup_threads
 from asr.transcribe import default_workers, transcribe
 
 GOAL_RTF = 0.01
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ceiling import reference_lstm  # noqa: E402
+
 CLI = "import sys; from asr.cli import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
 
 
@@ -66,7 +74,8 @@ def main() -> None:
         "batched_1_worker": {"max_batch_duration_s": args.max_batch_duration, "num_workers": 1},
         "batch_size_1": {"max_batch_duration_s": 1e-3, "num_workers": workers},  # every file alone
     }
-    times: dict[str, list[float]] = {name: [] for name in configs}
+    times: dict[str, list[float]] = {name: [] for name in [*configs, "lstm_ceiling"]}
+    ceiling = _ceiling_run(model, tokenizer, args.input, args.max_batch_duration)
     with tempfile.TemporaryDirectory() as tmp:
         def run(name: str, cfg: dict) -> dict:
             return transcribe(model, tokenizer, args.input, Path(tmp) / f"{name}.jsonl", overwrite=True,
@@ -80,6 +89,9 @@ def main() -> None:
                 s = run(name, cfg)
                 times[name].append(time.perf_counter() - t0)
                 assert s["transcribed"] == summary["transcribed"] and s["failed"] == summary["failed"]
+            t0 = time.perf_counter()
+            ceiling()
+            times["lstm_ceiling"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", CLI, f"model={args.model}", f"input={args.input}",
                         f"output={Path(tmp) / 'cli.jsonl'}", f"threads={threads}", "progress=false",
@@ -100,12 +112,35 @@ def main() -> None:
         "threads": threads, "cpu": cpu_name(), "torch": torch.__version__,
         **{name: stats(times[name], cfg) for name, cfg in configs.items()},
         "cli": stats([cli_s]),
+        "lstm_ceiling": stats(times["lstm_ceiling"]),
+        "batched_vs_ceiling": round(statistics.median(times["lstm_ceiling"]) / statistics.median(times["batched"]), 3),
         "speedup_batched_vs_1": round(statistics.median(times["batch_size_1"]) / statistics.median(times["batched"]),
                                       2),
         "goal_rtf": GOAL_RTF,
     }
     result["meets_goal"] = result["batched"]["rtf"] <= GOAL_RTF
     print(json.dumps(result, indent=2))
+
+
+def _ceiling_run(model, tokenizer, input_path: str, max_batch_duration_s: float):
+    """A closure running the fused-LSTM ceiling over the batch shapes the transcription uses."""
+    cfg = model.features.config
+    acoustic = model.acoustic
+    rnn = acoustic.layers[0].forward_rnn
+    ref = reference_lstm(rnn.hidden_size, len(acoustic.layers), cfg.output_dim, len(tokenizer)).eval()
+    inputs = list_inputs(input_path)
+    utts, _ = probe_durations(inputs.utts, sample_rate_hz=cfg.sample_rate_hz)
+    durations = [u.duration_s for u in utts]
+    shapes = [(len(b), max(int(durations[i] / cfg.output_frame_shift_s) for i in b))
+              for b in make_batches(durations, max_batch_duration_s, shuffle=False)]
+    feats = [torch.randn(n, t, cfg.output_dim) for n, t in shapes]
+
+    def run() -> None:
+        with torch.inference_mode():
+            for x in feats:
+                ref(x)
+    run()  # kernel set-up, as the warm-up run does for the real path
+    return run
 
 
 if __name__ == "__main__":

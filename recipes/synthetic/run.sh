@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The embedded default: a corpus synthesized offline with eSpeak NG (AN4-style prompts, held-out test voices),
-# a 3 x 192 BiLSTM-CTC trained on it, and the test-set WER. No downloads; about 10 minutes on 2 cores.
+# a 3 x 192 BiLSTM-CTC trained on it, and the test-set WER. No downloads; about 10 minutes on 2 cores
+# (13 with a fresh install).
 #
 #   recipes/synthetic/run.sh                              # everything
 #   recipes/synthetic/run.sh --stage 2 model=blstm        # extra args: Hydra overrides for asr-train
