@@ -80,3 +80,16 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def memory_mb() -> dict:
+    """This process's resident memory now and at its peak, in MB (``/proc/self/status``; peak only elsewhere)."""
+    try:
+        fields = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+        return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "peak_rss_mb": int(fields["VmHWM"].split()[0]) / 1024}
+    except (OSError, KeyError, ValueError):
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+        return {"rss_mb": None, "peak_rss_mb": peak}

@@ -30,7 +30,7 @@ from asr.features import SpecAugment, output_frames_for_duration
 from asr.fileio import atomic_open, atomic_torch_save
 from asr.manifest import read_manifest
 from asr.model import build_recognizer, num_parameters
-from asr.runtime import resolve_device, seed_everything, setup_threads
+from asr.runtime import memory_mb, resolve_device, seed_everything, setup_threads
 from asr.stats import build_vocab, compute_stats, load_stats, load_vocab
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,8 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
         entry = {"epoch": epoch + 1, "step": state["step"], "lr": scheduler.get_last_lr()[0],
                  "train_loss": state["epoch_loss"] / max(1, state["epoch_tokens"]),
                  "train_audio_s_per_s": state["epoch_audio_s"] / max(state["epoch_train_s"], 1e-9),
-                 "epoch_seconds": time.perf_counter() - t_epoch, "skipped_batches": state["skipped_batches"]}
+                 "epoch_seconds": time.perf_counter() - t_epoch, "skipped_batches": state["skipped_batches"],
+                 **{k: round(v, 1) for k, v in memory_mb().items() if v is not None}}
         if dev_utts and ((epoch + 1) % s.trainer.eval_every_epochs == 0 or epoch + 1 == s.trainer.max_epochs):
             dev = evaluate(model, tokenizer, dev_utts, out_dir=None, max_batch_duration_s=s.data.max_batch_duration_s,
                            device=device)

@@ -1,11 +1,11 @@
 """The real training step on real audio, against the pure-tensor ceiling on the same shapes.
 
 Real path: AN4 FLACs preloaded by `SpeechDataset`, duration-bucketed batches from
-`DurationBatchSampler`, the model's own MFCC front end, SpecAugment, our exact-padding
-BiLSTM, CTC loss, AdamW, clipping — i.e. what `asr-train` runs per step. Ceiling: the
-same batch shapes as random tensors into `torch.nn.LSTM` (bidirectional, padded, no
-front end) + CTC + AdamW, as in `ceiling.py`. Both are timed in this one process,
-alternating, so machine noise hits both alike.
+`DurationBatchSampler` through a `DataLoader` (batch assembly is timed), the model's own
+MFCC front end, SpecAugment, our exact-padding BiLSTM, CTC loss, AdamW, clipping — i.e.
+what `asr-train` runs per step. Ceiling: the same batch shapes as random tensors into
+`torch.nn.LSTM` (bidirectional, padded, no front end) + CTC + AdamW, as in `ceiling.py`.
+Both are timed in this one process, alternating, so machine noise hits both alike.
 
     python benchmarks/train_throughput.py --manifest ../shared/data/an4/train.jsonl --steps 12
 
@@ -44,7 +44,8 @@ def main() -> None:
     ds = SpeechDataset(utts, tok, 16000)
     ds.preload()
     sampler = DurationBatchSampler([u.duration_s for u in utts], a.max_batch_duration, seed=0, sort_jitter=0.1)
-    batches = [collate([ds[i] for i in b]) for b, _ in zip(sampler, range(a.steps + 1))]
+    # the real path pulls its batches through the DataLoader as asr-train does (timed); the ceiling gets the shapes
+    loader = iter(torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=0))
 
     cfg = FeatureConfig()
     real = build_recognizer(cfg, len(tok), spec_augment=SpecAugment(), hidden_size=a.hidden, num_layers=a.layers)
@@ -72,11 +73,14 @@ def main() -> None:
         loss.backward()
         opt_c.step()
 
-    real_step(batches[0])  # warm-up
-    ceiling_step(batches[0])
+    first = next(loader)
+    real_step(first)  # warm-up
+    ceiling_step(first)
     t_real = t_ceil = audio = 0.0
-    for b in batches[1:]:
+    sizes = []
+    for _ in range(a.steps):
         t0 = time.perf_counter()
+        b = next(loader)
         real_step(b)
         t1 = time.perf_counter()
         ceiling_step(b)
@@ -84,10 +88,11 @@ def main() -> None:
         t_real += t1 - t0
         t_ceil += t2 - t1
         audio += b.audio_seconds
+        sizes.append(len(b.utt_ids))
     print(json.dumps({
         "benchmark": "train_throughput", "threads": a.threads, "steps": a.steps,
         "model": f"{a.layers}x{a.hidden} BiLSTM", "max_batch_duration_s": a.max_batch_duration,
-        "mean_batch_size": sum(len(b.utt_ids) for b in batches[1:]) / a.steps,
+        "mean_batch_size": sum(sizes) / len(sizes),
         "real_audio_s_per_s": audio / t_real, "ceiling_audio_s_per_s": audio / t_ceil,
         "real_over_ceiling": t_ceil / t_real,
     }))

@@ -26,6 +26,8 @@ def test_overfit_drives_wer_to_zero_and_model_file_reproduces_it(tone_corpus, tm
     assert not torch.allclose(bundle["state_dict"]["features.mean"], torch.zeros(40))
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert len(log) == 40 and log[-1]["train_loss"] < log[0]["train_loss"] / 5
+    # memory is logged per epoch (benchmarks/train_memory.py reads it): resident <= peak, both plausible
+    assert all(100 < e["rss_mb"] <= e["peak_rss_mb"] < 100_000 for e in log)
 
 
 def test_resume_continues_exactly(tone_corpus, tmp_path):
