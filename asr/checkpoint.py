@@ -13,6 +13,7 @@ sampler position. Both are written atomically (temp file, fsync, rename).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -39,10 +40,14 @@ def safe_load(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types; all mean "not loadable safely"
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err) or "GLOBAL" in str(err):
-            raise ModelFileError(f"{path}: refused: the file contains pickled Python objects, which could run "
-                                 f"code when loaded; only tensors and plain values are accepted ({msg})") from None
+        text = str(err)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found or "Unsupported global" in text:  # the weights-only unpickler met a class or function
+            what = f" ({found.group(1)})" if found else ""
+            raise ModelFileError(f"{path}: refused: the file contains pickled Python objects{what}, which could run "
+                                 "code when loaded; only tensors and plain values are accepted") from None
+        reason = re.search(r"WeightsUnpickler error: *([^\n]+)", text)  # e.g. random bytes: "Unsupported operand"
+        msg = reason.group(1).strip() if reason else text.splitlines()[0] if text else type(err).__name__
         raise ModelFileError(f"{path}: not a loadable model file ({msg})") from None
     if not isinstance(obj, dict):
         raise ModelFileError(f"{path}: expected a dict at top level, got {type(obj).__name__}")
