@@ -13,13 +13,13 @@ sampler position. Both are written atomically (temp file, fsync, rename).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
 
 from asr import __version__
-from asr.config import ConfigError, ModelConfig, from_dict
-from asr.features import FeatureConfig
+from asr.config import GROUPS, ConfigError, ModelConfig, Settings, check_targets
 from asr.fileio import atomic_torch_save
 from asr.model import Recognizer, build_recognizer
 from asr.tokenizer import CharTokenizer
@@ -40,10 +40,14 @@ def safe_load(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types; all mean "not loadable safely"
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err) or "GLOBAL" in str(err):
-            raise ModelFileError(f"{path}: refused: the file contains pickled Python objects, which could run "
-                                 f"code when loaded; only tensors and plain values are accepted ({msg})") from None
+        text = str(err)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found or "Unsupported global" in text:  # the weights-only unpickler met a class or function
+            what = f" ({found.group(1)})" if found else ""
+            raise ModelFileError(f"{path}: refused: the file contains pickled Python objects{what}, which could run "
+                                 "code when loaded; only tensors and plain values are accepted") from None
+        reason = re.search(r"WeightsUnpickler error: *([^\n]+)", text)  # e.g. random bytes: "Unsupported operand"
+        msg = reason.group(1).strip() if reason else text.splitlines()[0] if text else type(err).__name__
         raise ModelFileError(f"{path}: not a loadable model file ({msg})") from None
     if not isinstance(obj, dict):
         raise ModelFileError(f"{path}: expected a dict at top level, got {type(obj).__name__}")
@@ -80,6 +84,21 @@ def load_model(path: str | os.PathLike, map_location="cpu") -> tuple[Recognizer,
     return (*model_from_bundle(bundle, str(path)), bundle)
 
 
+def check_stored_config(cfg) -> None:
+    """Validate the training config a model file records against the same schema as ``asr-train``'s.
+
+    Every group must be one of ours with known keys and well-typed values, and any ``_target_``
+    must pass :func:`asr.config.check_target`; the config is only read, never instantiated.
+    """
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config: expected a dict of setting groups, got {type(cfg).__name__}")
+    check_targets(cfg)
+    unknown = sorted(set(cfg) - set(GROUPS))
+    if unknown:
+        raise ConfigError(f"config: unknown group(s) {', '.join(map(str, unknown))}; allowed: {', '.join(GROUPS)}")
+    Settings.from_dict(cfg, groups=tuple(g for g in GROUPS if g in cfg))
+
+
 def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recognizer, CharTokenizer]:
     if bundle.get("format") != MODEL_FORMAT:
         hint = " (it looks like a training checkpoint: use the run's model.pt)" if "optimizer" in bundle else ""
@@ -88,9 +107,11 @@ def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recogniz
         raise ModelFileError(f"{where}: format version {bundle.get('format_version')!r} is not supported "
                              f"(this asr reads version {FORMAT_VERSION})")
     try:
-        feat_cfg = from_dict(FeatureConfig, bundle.get("features"), "features")
-        model_cfg = from_dict(ModelConfig, bundle.get("model"), "model")
+        shaping = Settings.from_dict({"features": bundle.get("features"), "model": bundle.get("model")},
+                                     groups=("features", "model"))  # types, ranges, allowed values
+        feat_cfg, model_cfg = shaping.features, shaping.model
         tokenizer = CharTokenizer(bundle.get("vocab") or [])
+        check_stored_config(bundle.get("config", {}))
     except (ConfigError, ValueError, TypeError) as err:
         raise ModelFileError(f"{where}: invalid settings inside the model file: {err}") from None
     state = bundle.get("state_dict")

@@ -228,6 +228,45 @@ def transcribe_main(cfg: DictConfig) -> None:
         print("skipped: " + ", ".join(f"{n} {reason}" for reason, n in summary["skipped"].items()), file=sys.stderr)
 
 
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="validate")
+@_user_errors
+def validate_main(cfg: DictConfig) -> None:
+    from asr.features import FeatureConfig
+    from asr.stats import load_vocab
+    from asr.validate import AUDIO_CHECKS, validate_manifest
+
+    _missing(cfg, "data.manifest")
+    d = _resolved(cfg, {"data", "features", "require_text", "audio", "duration_tolerance_s", "report"})
+    unknown = sorted(set(d["data"]) - {"manifest", "vocab"})
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join('data.' + k for k in unknown)}; allowed: manifest, vocab")
+    if d["audio"] not in AUDIO_CHECKS:
+        raise ConfigError(f"audio: {d['audio']!r} is not one of {', '.join(AUDIO_CHECKS)}")
+    tolerance = d["duration_tolerance_s"]
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
+        raise ConfigError(f"duration_tolerance_s: expected a number >= 0, got {tolerance!r}")
+    if not isinstance(d["require_text"], bool):
+        raise ConfigError(f"require_text: expected true or false, got {d['require_text']!r}")
+    feats = from_dict(FeatureConfig, d["features"], "features")
+    tokenizer = load_vocab(d["data"]["vocab"]) if d["data"]["vocab"] else None
+    manifests = d["data"]["manifest"] if isinstance(d["data"]["manifest"], list) else [d["data"]["manifest"]]
+    reports = [validate_manifest(str(m), features=feats, tokenizer=tokenizer, audio=d["audio"],
+                                 duration_tolerance_s=float(tolerance), require_text=d["require_text"])
+               for m in manifests]
+    out = Path(d["report"]) if d["report"] else _run_dir() / "validation.json"
+    ok = all(r["ok"] for r in reports)
+    atomic_write_text(out, json.dumps({"ok": ok, "manifests": reports}, indent=2, ensure_ascii=False) + "\n")
+    for r in reports:
+        kinds = ", ".join(f"{k} {n}" for k, n in r["kinds"].items()) or "no problems"
+        print(f"{r['manifest']}: {r['lines']} lines, {r['utterances']} usable; {r['fatal']} fatal, "
+              f"{r['warnings']} warning(s) ({kinds})")
+        for p in [p for p in r["problems"] if p["fatal"]][:20]:
+            print(f"  {r['manifest']}:{p['line']}: {p['kind']}: {p['message']}", file=sys.stderr)
+    print(f"report: {out}")
+    if not ok:
+        sys.exit(1)
+
+
 # ---- looking inside a model, a training run ------------------------------------------------
 
 

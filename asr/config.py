@@ -4,12 +4,15 @@ Hydra composes YAML into a ``DictConfig``; :func:`from_dict` turns one group int
 these dataclasses, checking every key and type and naming the offending key
 (``model.hidden_size: expected int, got 'abc'``). The same check runs on configs read
 back from model files, which are therefore validated, never executed: nothing here
-instantiates a class named in a config.
+instantiates a class named in a config. A ``_target_`` key is accepted only when it names
+``asr.*`` or one of :data:`ALLOWED_TARGETS` (and is still never instantiated), so a config
+that names any other callable is refused wherever it comes from.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ class DataConfig:
     preload: bool = True  # decode all training audio once and keep it in memory (int16)
     sort_jitter: float = 0.1  # relative duration noise when forming batches, so batches change per epoch
     sortagrad_epochs: int = 0  # first N epochs in ascending duration order (SortaGrad)
+    validate: bool = True  # check the manifests before training; fatal problems stop it (asr.validate)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class TrainerConfig:
     checkpoint_every_steps: int = 0  # also save checkpoints/last.pt mid-epoch every N steps (0: epoch ends only)
     eval_every_epochs: int = 1
     keep_checkpoints: int = 3  # epoch checkpoints kept besides last.pt and the best model
+    max_nonfinite_steps: int = 20  # consecutive non-finite updates before a run stops as diverged (0: never)
     progress: bool = True  # console progress bar
     tensorboard: bool = True
 
@@ -118,6 +123,35 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.schedule": ("cosine", "exponential", "constant"),
     "decoder.name": ("greedy",),
 }
+
+
+# torch classes a config may name (the optimizers and schedulers asr.train builds); anything else must be asr.*
+ALLOWED_TARGETS = (
+    "torch.optim.AdamW", "torch.optim.Adam", "torch.optim.SGD",
+    "torch.optim.lr_scheduler.LambdaLR", "torch.optim.lr_scheduler.CosineAnnealingLR",
+    "torch.optim.lr_scheduler.ExponentialLR", "torch.optim.lr_scheduler.LinearLR",
+)
+_ASR_NAME = re.compile(r"asr(\.[A-Za-z][A-Za-z0-9_]*)+")  # no private or dunder parts
+
+
+def check_target(value: Any, key: str) -> None:
+    """Refuse a ``_target_`` that is not ``asr.*`` or in :data:`ALLOWED_TARGETS`."""
+    if not isinstance(value, str) or not (value in ALLOWED_TARGETS or _ASR_NAME.fullmatch(value)):
+        raise ConfigError(f"{key}: {value!r} is not allowed; a _target_ must name asr.* or one of "
+                          f"{', '.join(ALLOWED_TARGETS)}")
+
+
+def check_targets(cfg: Any, prefix: str = "config") -> None:
+    """:func:`check_target` on every ``_target_`` in a nested dict/list config."""
+    if isinstance(cfg, dict):
+        for k, v in cfg.items():
+            key = f"{prefix}.{k}"
+            if k == "_target_":
+                check_target(v, key)
+            check_targets(v, key)
+    elif isinstance(cfg, (list, tuple)):
+        for i, v in enumerate(cfg):
+            check_targets(v, f"{prefix}[{i}]")
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:
@@ -167,7 +201,11 @@ def from_dict(cls: type, values: dict | None, prefix: str):
     Raises:
         ConfigError: naming ``prefix.key`` and what was expected.
     """
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"{prefix}: expected a group of settings, got {values!r}")
     values = dict(values or {})
+    check_targets(values, prefix)
+    values.pop("_target_", None)  # an allowed class name, for the record; the dataclass is what gets built
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(names))
@@ -194,6 +232,21 @@ def check_positive(obj, prefix: str, *names: str) -> None:
         raise ConfigError(", ".join(f"{prefix}.{n} must be > 0, got {getattr(obj, n)!r}" for n in bad))
 
 
+def check_non_negative(obj, prefix: str, *names: str) -> None:
+    bad = [n for n in names if getattr(obj, n) < 0]
+    if bad:
+        raise ConfigError(", ".join(f"{prefix}.{n} must be >= 0, got {getattr(obj, n)!r}" for n in bad))
+
+
+def check_interval(value: float, key: str, low: float, high: float, *, low_open: bool = False,
+                   high_open: bool = True) -> None:
+    """``value`` must lie in the interval; the message shows it as ``[low, high)`` etc."""
+    ok = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ConfigError(f"{key} must be in {interval}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """All groups of a training config, validated."""
@@ -209,14 +262,28 @@ class Settings:
     @classmethod
     def from_dict(cls, cfg: dict, groups: tuple[str, ...] = tuple(GROUPS)) -> Settings:
         """Validate the named groups of a plain (resolved) config dict."""
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"expected a config of groups {', '.join(GROUPS)}, got {type(cfg).__name__}")
         parts = {g: from_dict(GROUPS[g], cfg.get(g), g) for g in groups}
         s = cls(**parts)
         check_positive(s.model, "model", "hidden_size", "num_layers")
-        if not 0 <= s.model.dropout < 1:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {s.model.dropout}")
+        check_interval(s.model.dropout, "model.dropout", 0, 1)
         check_positive(s.optim, "optim", "lr", "grad_clip")
+        check_non_negative(s.optim, "optim", "weight_decay", "warmup_steps")
+        check_interval(s.optim.final_lr_ratio, "optim.final_lr_ratio", 0, 1, low_open=True, high_open=False)
+        for i, beta in enumerate(s.optim.betas):
+            check_interval(beta, f"optim.betas[{i}]", 0, 1)
         check_positive(s.data, "data", "max_batch_duration_s", "max_duration_s")
+        check_non_negative(s.data, "data", "min_duration_s", "num_workers")
+        check_interval(s.data.sort_jitter, "data.sort_jitter", 0, 1)
+        check_non_negative(s.augment, "augment", "freq_masks", "freq_width", "time_masks", "time_width")
+        check_interval(s.augment.max_time_ratio, "augment.max_time_ratio", 0, 1, high_open=False)
         check_positive(s.trainer, "trainer", "max_epochs", "log_every_steps", "eval_every_epochs")
+        check_non_negative(s.trainer, "trainer", "threads", "checkpoint_every_steps", "keep_checkpoints",
+                           "max_nonfinite_steps")
+        if s.data.min_duration_s >= s.data.max_duration_s:
+            raise ConfigError(f"data.min_duration_s ({s.data.min_duration_s}) must be below data.max_duration_s "
+                              f"({s.data.max_duration_s})")
         if s.data.max_duration_s > s.data.max_batch_duration_s:
             raise ConfigError(f"data.max_duration_s ({s.data.max_duration_s}) is larger than "
                               f"data.max_batch_duration_s ({s.data.max_batch_duration_s}): such utterances "

@@ -139,6 +139,20 @@ class Batch:
                      self.targets.to(device, non_blocking=nb), self.target_lens.to(device, non_blocking=nb),
                      self.utt_ids, self.durations_s, self.skipped)
 
+    def split(self, pieces: int) -> list[Batch]:
+        """``pieces`` consecutive sub-batches, each trimmed to its own padding (for out-of-memory retries)."""
+        n = len(self.utt_ids)
+        if pieces <= 1 or n <= 1:
+            return [self]
+        bounds = [round(i * n / pieces) for i in range(pieces + 1)]
+        parts = []
+        for a, b in zip(bounds, bounds[1:]):
+            if a < b:
+                wl, tl = self.wave_lens[a:b], self.target_lens[a:b]
+                parts.append(Batch(self.waves[a:b, : int(wl.max())], wl, self.targets[a:b, : int(tl.max())], tl,
+                                   self.utt_ids[a:b], self.durations_s[a:b], []))
+        return parts
+
     @property
     def audio_seconds(self) -> float:
         return float(sum(self.durations_s))

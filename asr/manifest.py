@@ -31,6 +31,10 @@ class ManifestError(Exception):
     """A manifest (or one of its lines) is unusable; the message names file and line."""
 
 
+class PathEscapeError(ManifestError):
+    """A relative ``audio_filepath`` resolves outside the manifest's directory."""
+
+
 @dataclass(frozen=True)
 class Utterance:
     """One manifest entry, with its audio path resolved.
@@ -81,6 +85,8 @@ def parse_line(line: str, base: Path, where: str, *, require_text: bool = True,
     audio = rec.get("audio_filepath")
     if not isinstance(audio, str) or not audio:
         raise ManifestError(f"{where}: missing or empty 'audio_filepath'")
+    if "\x00" in audio:
+        raise ManifestError(f"{where}: audio_filepath {audio!r} contains a NUL character")
     duration = rec.get("duration")
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) \
             or duration <= 0:
@@ -97,7 +103,7 @@ def parse_line(line: str, base: Path, where: str, *, require_text: bool = True,
     if not audio_path.is_absolute():
         resolved = (base / audio_path).resolve()
         if not allow_outside and not resolved.is_relative_to(base):
-            raise ManifestError(f"{where}: audio_filepath {audio!r} escapes the manifest's directory {base}")
+            raise PathEscapeError(f"{where}: audio_filepath {audio!r} escapes the manifest's directory {base}")
         audio_path = resolved
     utt_id = rec.get("id", audio)
     if not isinstance(utt_id, str) or not utt_id:

@@ -9,6 +9,7 @@ changes the backend of a notebook that imports it.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
+
+from asr.fileio import atomic_open
 
 if TYPE_CHECKING:
     from asr.alignment import Word
@@ -40,8 +43,10 @@ GRU_PANELS = ("reset_gate", "update_gate", "candidate", "hidden")
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write ``fig`` as PNG (parent folders created); returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    with atomic_open(path, "wb") as f:  # a crash never leaves a half-written figure
+        f.write(buf.getbuffer())
     return path
 
 

@@ -70,6 +70,10 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
     # ---- data -------------------------------------------------------------------------
     if not s.data.train_manifest:
         raise ConfigError("data.train_manifest is not set (e.g. data.train_manifest=path/to/train.jsonl)")
+    if s.trainer.resume:
+        _check_resumable(ckpt_dir / "last.pt", s)
+    if s.data.validate:
+        _validate_data(s)
     train_utts = read_manifest(s.data.train_manifest)
     dev_utts = read_manifest(s.data.dev_manifest) if s.data.dev_manifest else []
     tokenizer = load_vocab(s.data.vocab) if s.data.vocab else build_vocab(train_utts)
@@ -111,7 +115,8 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
     ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=False)
 
     state = {"epoch": 0, "step": 0, "best_wer": math.inf, "best_epoch": -1, "batches_done": 0,
-             "epoch_loss": 0.0, "epoch_tokens": 0, "epoch_audio_s": 0.0, "epoch_train_s": 0.0, "skipped_batches": 0}
+             "epoch_loss": 0.0, "epoch_tokens": 0, "epoch_audio_s": 0.0, "epoch_train_s": 0.0, "skipped_batches": 0,
+             "nonfinite_run": 0, "oom_splits": 0, "settings": _shaping_settings(s)}
     if s.trainer.resume:
         state = _resume(ckpt_dir / "last.pt", model, optimizer, scheduler, sampler, state)
 
@@ -133,26 +138,20 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
             if not batch.utt_ids:
                 continue
             batch = batch.to(device)
-            log_probs, lengths = model(batch.waves, batch.wave_lens)
-            # CTCLoss wants (T, B, V)
-            loss_sum = ctc(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lens)
             tokens = int(batch.target_lens.sum())
+            loss_sum = _forward_backward(model, ctc, optimizer, batch, tokens, state)
             loss = loss_sum / tokens
             if not torch.isfinite(loss):
-                state["skipped_batches"] += 1
-                log.warning("step %d: non-finite loss, batch skipped (utterances %s)", state["step"],
-                            ", ".join(batch.utt_ids))
                 optimizer.zero_grad(set_to_none=True)
+                _skip_update(state, "non-finite loss, batch skipped", batch, s.trainer.max_nonfinite_steps, ckpt_dir)
             else:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
                 if torch.isfinite(grad_norm):
                     optimizer.step()
+                    state["nonfinite_run"] = 0
                 else:
-                    state["skipped_batches"] += 1
-                    log.warning("step %d: non-finite gradient, update skipped (utterances %s)", state["step"],
-                                ", ".join(batch.utt_ids))
+                    _skip_update(state, "non-finite gradient, update skipped", batch, s.trainer.max_nonfinite_steps,
+                                 ckpt_dir)
                 state["epoch_loss"] += loss_sum.item()
                 state["epoch_tokens"] += tokens
             loss_value = loss.item()
@@ -185,6 +184,7 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
                  "train_loss": state["epoch_loss"] / max(1, state["epoch_tokens"]),
                  "train_audio_s_per_s": state["epoch_audio_s"] / max(state["epoch_train_s"], 1e-9),
                  "epoch_seconds": time.perf_counter() - t_epoch, "skipped_batches": state["skipped_batches"],
+                 "oom_splits": state["oom_splits"],
                  **{k: round(v, 1) for k, v in memory_mb().items() if v is not None}}
         if dev_utts and ((epoch + 1) % s.trainer.eval_every_epochs == 0 or epoch + 1 == s.trainer.max_epochs):
             dev = evaluate(model, tokenizer, dev_utts, out_dir=None, max_batch_duration_s=s.data.max_batch_duration_s,
@@ -217,12 +217,107 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
                "model": str((run_dir / "model.pt").resolve()), "parameters": num_parameters(model),
                "train_audio_s_per_s": _mean([h["train_audio_s_per_s"] for h in history]),
                "train_minutes": sum(h["epoch_seconds"] for h in history) / 60,
-               "skipped_batches": state["skipped_batches"]}
+               "skipped_batches": state["skipped_batches"], "oom_splits": state["oom_splits"]}
     with atomic_open(run_dir / "train_summary.json") as f:
         json.dump(summary, f, indent=2)
     log.info("best dev WER %s at epoch %d; model file %s", _pct(state["best_wer"]), state["best_epoch"],
              summary["model"])
     return summary
+
+
+# ---- faults: bad data, divergence, out of memory, resuming with other settings ---------------------
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive updates had a non-finite loss or gradient (``trainer.max_nonfinite_steps``)."""
+
+
+def _validate_data(s: Settings) -> None:
+    """Refuse to start on fatal manifest problems (:mod:`asr.validate`); headers only, no decoding."""
+    from asr.validate import require_valid
+
+    vocab = load_vocab(s.data.vocab) if s.data.vocab else None
+    for key in ("train_manifest", "dev_manifest"):
+        if getattr(s.data, key):
+            require_valid(getattr(s.data, key), f"data.{key}", features=s.features, tokenizer=vocab)
+
+
+def _forward_backward(model, ctc, optimizer, batch, tokens: int, state: dict) -> torch.Tensor:
+    """Summed CTC loss of ``batch``, with the gradients of ``loss / tokens`` left in the parameters.
+
+    A non-finite loss gets no backward pass. On out-of-memory the batch is retried in 2, 4, 8...
+    pieces, each attempt from zero gradients, so the gradients add up to the whole batch's;
+    an utterance that does not fit on its own is an error naming it.
+    """
+    pieces = 1
+    while True:
+        optimizer.zero_grad(set_to_none=True)
+        part = batch
+        try:
+            losses = []
+            for part in batch.split(pieces):
+                log_probs, lengths = model(part.waves, part.wave_lens)
+                # CTCLoss wants (T, B, V)
+                loss_sum = ctc(log_probs.transpose(0, 1), part.targets, lengths, part.target_lens)
+                if torch.isfinite(loss_sum):
+                    (loss_sum / tokens).backward()
+                losses.append(loss_sum.detach())
+            return torch.stack(losses).sum() if len(losses) > 1 else losses[0]
+        except RuntimeError as err:
+            if not _is_out_of_memory(err):
+                raise
+            if len(part.utt_ids) == 1:
+                raise RuntimeError(f"out of memory on utterance {part.utt_ids[0]} ({part.durations_s[0]:.1f} s) "
+                                   "alone: lower data.max_duration_s to leave it out") from None
+        # out of the except block, so the failed attempt's tensors are freed before the retry
+        optimizer.zero_grad(set_to_none=True)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        pieces = min(2 * pieces, len(batch.utt_ids))
+        state["oom_splits"] += 1
+        log.warning("step %d: out of memory on a batch of %d utterances (%.0f s padded); retrying in %d pieces "
+                    "(utterances %s)", state["step"], len(batch.utt_ids), max(batch.durations_s) * len(batch.utt_ids),
+                    pieces, ", ".join(batch.utt_ids))
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err)
+
+
+def _skip_update(state: dict, what: str, batch, limit: int, ckpt_dir: Path) -> None:
+    """Count a skipped update naming its utterances; stop the run after ``limit`` in a row."""
+    state["skipped_batches"] += 1
+    state["nonfinite_run"] += 1
+    log.warning("step %d: %s (utterances %s)", state["step"], what, ", ".join(batch.utt_ids))
+    if limit and state["nonfinite_run"] >= limit:
+        raise TrainingDiverged(
+            f"training diverged: {state['nonfinite_run']} consecutive steps had a non-finite loss or gradient "
+            f"(trainer.max_nonfinite_steps={limit}; the last at step {state['step']}, utterances "
+            f"{', '.join(batch.utt_ids)}). The last checkpoint, {ckpt_dir / 'last.pt'}, is intact; lower optim.lr "
+            "or check these utterances, or set trainer.max_nonfinite_steps=0 to never stop")
+
+
+def _shaping_settings(s: Settings) -> dict:
+    """The settings a checkpoint's weights depend on; resuming with others is refused."""
+    return {"features": s.features.to_dict(), "model": dict(vars(s.model))}
+
+
+def _check_resumable(path: Path, s: Settings) -> None:
+    if not path.is_file():
+        raise ConfigError(f"trainer.resume=true but there is no checkpoint at {path} "
+                          "(point hydra.run.dir at the run to continue, or drop trainer.resume)")
+    for stale in path.parent.glob(".*.tmp"):  # half-written by a killed run; the rename never happened
+        stale.unlink(missing_ok=True)
+        log.info("removed %s, left by an interrupted checkpoint write", stale)
+    saved = safe_load(path).get("state", {}).get("settings")
+    if not saved:
+        return  # a checkpoint from before settings were recorded
+    now = _shaping_settings(s)
+    differ = [(f"{g}.{k}", v, now[g].get(k)) for g in now for k, v in saved.get(g, {}).items() if now[g].get(k) != v]
+    if differ:
+        raise ConfigError(f"trainer.resume: {path} was trained with other settings: "
+                          + "; ".join(f"{k} must be {v!r} to continue it (got {got!r})" for k, v, got in differ)
+                          + ". Use the run's settings, or start a new run in another hydra.run.dir")
 
 
 def _save_checkpoint(ckpt_dir: Path, model, optimizer, scheduler, sampler, state: dict, keep: int) -> None:
@@ -239,9 +334,6 @@ def _save_checkpoint(ckpt_dir: Path, model, optimizer, scheduler, sampler, state
 
 
 def _resume(path: Path, model, optimizer, scheduler, sampler, state: dict) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"trainer.resume=true but there is no checkpoint at {path} "
-                          "(point hydra.run.dir at the run to continue, or drop trainer.resume)")
     ckpt = safe_load(path)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])

@@ -7,10 +7,8 @@ its training texts exactly, so transcripts, timestamps and scores can be checked
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -314,49 +312,6 @@ def test_bad_files_are_reported_and_every_good_file_is_transcribed(loaded, tmp_p
 
 def _cli(*args: str, cwd: Path) -> list[str]:
     return [sys.executable, "-c", CLI, *args, "hydra.run.dir=hydra", "progress=false", "threads=1"]
-
-
-def test_killed_run_resumes_to_the_same_output(tone_model, tmp_path):
-    model_file, _ = tone_model
-    rng = np.random.default_rng(3)
-    (tmp_path / "in").mkdir()
-    for i in range(60):
-        sf.write(tmp_path / "in" / f"u{i:02d}.flac", tone_audio(TONE_TEXTS[i % 8], rng), SR)
-    # one file per batch and no workers: slow enough to be killed half way, identical arithmetic in every run
-    common = [f"model={model_file}", f"input={tmp_path / 'in'}", "batch.max_duration_s=0.01", "batch.num_workers=0",
-              "format=[txt]"]
-    ref = subprocess.run(_cli(*common, f"output={tmp_path / 'ref.jsonl'}", cwd=tmp_path), cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
-    assert ref.returncode == 0, ref.stderr[-3000:]
-
-    out = tmp_path / "cut.jsonl"
-    proc = subprocess.Popen(_cli(*common, f"output={out}", cwd=tmp_path), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_bytes().count(b"\n") >= 5:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
-    done_before = out.read_bytes().count(b"\n")
-    assert 5 <= done_before < 60
-    with open(out, "a") as f:
-        f.write('{"id": "u59.flac", "path": ')  # as if killed in the middle of writing a line
-    again = subprocess.run(_cli(*common, f"output={out}", cwd=tmp_path), cwd=tmp_path, capture_output=True,
-                           text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert f"{done_before} already done" in again.stdout
-    assert out.read_text() == (tmp_path / "ref.jsonl").read_text()  # same lines, same order, none twice
-    assert (tmp_path / "cut.txt").read_text() == (tmp_path / "ref.txt").read_text()
-    assert len(records(out)) == 60 and len({r["id"] for r in records(out)}) == 60
-    summary = json.loads((tmp_path / "cut.jsonl.summary.json").read_text())
-    assert summary["this_run"]["resumed_files"] == done_before and summary["transcribed"] == 60
-    # a third run has nothing left to do and changes nothing
-    third = subprocess.run(_cli(*common, f"output={out}", cwd=tmp_path), cwd=tmp_path, capture_output=True,
-                           text=True, timeout=300)
-    assert third.returncode == 0 and "60 already done" in third.stdout
-    assert out.read_text() == (tmp_path / "ref.jsonl").read_text()
 
 
 def test_cli_refuses_to_overwrite_a_foreign_file_and_scores_a_manifest(tone_model, tmp_path):

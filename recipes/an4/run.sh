@@ -5,7 +5,7 @@
 #   recipes/an4/run.sh                                      # download CMU's an4_sphere archive (needs internet)
 #   recipes/an4/run.sh --stage 3 model.num_layers=5 trainer.max_epochs=30   # extra args: Hydra overrides
 #
-# Stages: 0 download, 1 prepare manifests, 2 vocabulary + normalisation statistics,
+# Stages: 0 download, 1 prepare + validate manifests, 2 vocabulary + normalisation statistics,
 #         3 train (train.jsonl, best model chosen on dev.jsonl), 4 evaluate on test.jsonl.
 # Options: --stage N --stop-stage N --data-dir DIR --exp DIR (default recipes/an4/exp)
 set -euo pipefail
@@ -38,6 +38,8 @@ src="${data_dir:-$exp/downloads/an4}"
 
 if run_stage 1 prepare; then
   python -m asr.corpora.an4 prepare --src "$src" --out "$data"
+  # every line checked (files, audio, durations, text, duplicates); fatal problems stop here, report in validation.json
+  asr-validate "data.manifest=[$data/train.jsonl,$data/dev.jsonl,$data/test.jsonl]" "hydra.run.dir=$data"
   mark_done 1 prepare
 fi
 

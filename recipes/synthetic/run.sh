@@ -6,7 +6,7 @@
 #   recipes/synthetic/run.sh                              # everything
 #   recipes/synthetic/run.sh --stage 2 model=blstm        # extra args: Hydra overrides for asr-train
 #
-# Stages: 0 synthesize the corpus, 1 vocabulary + normalisation statistics, 2 train (best on dev), 3 evaluate on test.
+# Stages: 0 synthesize + validate, 1 vocabulary + normalisation statistics, 2 train (best on dev), 3 evaluate on test.
 # Options: --stage N --stop-stage N --exp DIR (default recipes/synthetic/exp)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,6 +29,7 @@ defaults=(data=synthetic "data.train_manifest=$data/train.jsonl" "data.dev_manif
 
 if run_stage 0 synthesize; then
   python -m asr.corpora.synthetic --out "$data" --num-train "$num_train" --num-dev "$num_dev" --num-test "$num_test"
+  asr-validate "data.manifest=[$data/train.jsonl,$data/dev.jsonl,$data/test.jsonl]" "hydra.run.dir=$data"
   mark_done 0 synthesize
 fi
 
