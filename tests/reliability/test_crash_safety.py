@@ -98,6 +98,7 @@ def _cli(*args: str, cwd: Path) -> list[str]:
     return [sys.executable, "-c", CLI, *args, "hydra.run.dir=hydra", "progress=false", "threads=1"]
 
 
+@pytest.mark.slow
 def test_transcription_killed_resumes_to_the_same_output(tone_model, tmp_path, record_property):
     model_file, _ = tone_model
     rng = np.random.default_rng(3)
