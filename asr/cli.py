@@ -12,6 +12,7 @@ import functools
 import importlib.resources
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -65,17 +66,54 @@ def _run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
+# Under torchrun every rank starts its own Hydra app. Left alone, each would resolve ${now:...} in
+# its own second and write its own directory, .hydra/ and log file. Ranks > 0 therefore run Hydra
+# in the current directory with no output of their own (warnings only, to the console) and take
+# rank 0's run directory once the process group is up (see _shared_run_dir).
+QUIET_RANK_OVERRIDES = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout",
+                        "hydra.job_logging.root.level=WARNING"]
+
+
+def _torchrun_aware(main):
+    """Entry point wrapper: append :data:`QUIET_RANK_OVERRIDES` to the command line of ranks > 0."""
+    @functools.wraps(main)
+    def wrapper():
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) > 0:
+            if "-m" in sys.argv or "--multirun" in sys.argv:
+                print("error: a multirun (-m) under torchrun is not supported; launch one torchrun per job "
+                      "(see README, Scaling out)", file=sys.stderr)
+                sys.exit(2)
+            sys.argv += QUIET_RANK_OVERRIDES
+        return main()
+    return wrapper
+
+
+def _shared_run_dir(device: str):
+    """Join the process group (if any) and return ``(world, device, run directory)``: rank 0's directory on all."""
+    from asr import distributed
+    from asr.runtime import resolve_device
+
+    world, dev = distributed.init_from_env(resolve_device(device))
+    return world, dev, Path(distributed.broadcast(str(_run_dir())))
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 @_user_errors
-def train_main(cfg: DictConfig) -> float:
+def _train_app(cfg: DictConfig) -> float:
+    from asr import distributed
     from asr.train import train
 
     d = _resolved(cfg, set(Settings.__dataclass_fields__))
     s = Settings.from_dict(d)
-    run_dir = _run_dir()
-    atomic_write_text(run_dir / "config.resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(d)))
+    world, _, run_dir = _shared_run_dir(s.trainer.device)
+    if world.is_main:
+        atomic_write_text(run_dir / "config.resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(d)))
     summary = train(s, run_dir, resolved_config=d)
+    distributed.shutdown()
     return summary["best_dev_wer"]  # the value a sweeper optimises
+
+
+train_main = _torchrun_aware(_train_app)
 
 
 def _inference_app(config_name: str):
@@ -150,7 +188,7 @@ def evaluate_main(cfg: DictConfig) -> float:
 def stats_main(cfg: DictConfig) -> None:
     from asr.config import DataConfig
     from asr.features import FeatureConfig
-    from asr.manifest import read_manifest
+    from asr.manifest import read_manifests
     from asr.stats import build_vocab, compute_stats, save_stats, save_vocab
 
     _missing(cfg, "output_dir")
@@ -160,7 +198,7 @@ def stats_main(cfg: DictConfig) -> None:
     if not data.train_manifest:
         raise ConfigError("data.train_manifest is not set")
     out = Path(d["output_dir"])
-    utts = read_manifest(data.train_manifest)
+    utts = read_manifests(data.train_manifest)  # every shard: vocabulary and statistics cover the whole corpus
     tokenizer = build_vocab(utts)
     save_vocab(out / "vocab.json", tokenizer)
     stats = compute_stats(utts, feats)
@@ -170,7 +208,8 @@ def stats_main(cfg: DictConfig) -> None:
 
 
 @_inference_app("transcribe")
-def transcribe_main(cfg: DictConfig) -> None:
+def _transcribe_app(cfg: DictConfig) -> None:
+    from asr import distributed
     from asr.checkpoint import load_model
     from asr.config import DecoderConfig
     from asr.outputs import SubtitleConfig
@@ -199,8 +238,8 @@ def transcribe_main(cfg: DictConfig) -> None:
     if d["progress"] not in (None, True, False) or not isinstance(d["include"], str):
         raise ConfigError("progress must be null, true or false, and include a string pattern")
     workers = d["batch"]["num_workers"]
-    threads = setup_threads(int(d["threads"]))
-    device = resolve_device(str(d["device"]))
+    world, device = distributed.init_from_env(resolve_device(str(d["device"])))
+    threads = setup_threads(distributed.threads_per_rank(int(d["threads"]), world))
     model, tokenizer, _ = load_model(d["model"], map_location="cpu")
     model.to(device)
     summary = transcribe(
@@ -208,9 +247,12 @@ def transcribe_main(cfg: DictConfig) -> None:
         extensions=[str(e) for e in extensions], resume=bool(d["resume"]), overwrite=bool(d["overwrite"]),
         min_duration_s=float(d["min_duration_s"]), max_batch_duration_s=float(d["batch"]["max_duration_s"]),
         num_workers=None if workers is None else int(workers), windows=windows, subtitles=subtitles, device=device,
-        progress=d["progress"],
+        progress=d["progress"] if world.is_main else False, rank=world.rank, world_size=world.size,
         run_info={"model": str(Path(d["model"]).resolve()), "input": str(Path(d["input"]).resolve()),
                   "device": str(device), "threads": threads})
+    distributed.shutdown()
+    if not world.is_main:
+        return
     run = summary["this_run"]
     rtf = f"RTF {run['real_time_factor']:.4f}" if run["real_time_factor"] is not None else "no new audio"
     print(f"transcribed {summary['transcribed']} of {summary['files']} files ({summary['audio_hours']:.3f} h audio; "
@@ -226,6 +268,9 @@ def transcribe_main(cfg: DictConfig) -> None:
             print(f"  {f['path']}: {f['reason']}", file=sys.stderr)
     if summary["skipped"]:
         print("skipped: " + ", ".join(f"{n} {reason}" for reason, n in summary["skipped"].items()), file=sys.stderr)
+
+
+transcribe_main = _torchrun_aware(_transcribe_app)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="validate")

@@ -34,9 +34,10 @@ class DataConfig:
     """
 
     name: str = "custom"
-    train_manifest: str | None = None
-    dev_manifest: str | None = None
-    test_manifest: str | None = None
+    # a JSONL file, a glob pattern (shards/train-*.jsonl) or a list of either (see asr.manifest.manifest_files)
+    train_manifest: str | list[str] | None = None
+    dev_manifest: str | list[str] | None = None
+    test_manifest: str | list[str] | None = None
     vocab: str | None = None  # vocab.json written by `asr-prepare`; None: built from training text
     stats: str | None = None  # stats.pt written by `asr-prepare`; None: computed before training
     max_batch_duration_s: float = 160.0  # 50-60 AN4 utterances per batch: fast on CPU, fits any GPU
@@ -47,6 +48,9 @@ class DataConfig:
     sort_jitter: float = 0.1  # relative duration noise when forming batches, so batches change per epoch
     sortagrad_epochs: int = 0  # first N epochs in ascending duration order (SortaGrad)
     validate: bool = True  # check the manifests before training; fatal problems stop it (asr.validate)
+    # DDP with a sharded train manifest: rank r reads only files[r::world_size], so no rank reads all metadata
+    # (needs data.vocab and data.stats from asr-stats); false: every rank reads every file
+    rank_shards: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,11 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
         if value is None:
             return None
         raise ConfigError(f"{key}: expected null, got {value!r}")
+    if origin is list:
+        (arg,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_check_type(v, arg, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):

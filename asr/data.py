@@ -5,6 +5,10 @@ the same epoch plan from ``(seed, epoch)``, takes every ``world_size``-th batch,
 plan is trimmed so all ranks get the same number of batches (no hang at epoch end).
 Its position inside an epoch is part of its ``state_dict``, so a run resumed mid-epoch
 continues with exactly the batches it had not yet seen.
+
+Under DDP one optimizer step consumes one batch per rank, so the *global* batch is up to
+``world_size × max_batch_duration_s`` of padded audio: to keep a single-process run's
+global batch on N ranks, give each rank ``max_batch_duration_s / N``.
 """
 
 from __future__ import annotations
@@ -72,7 +76,15 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
         sortagrad_epochs: the first this many epochs go shortest batch first, unshuffled
             (SortaGrad, DeepSpeech 2): short utterances first help CTC leave its all-blank start.
 
-    Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``).
+    Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``). When each
+    rank batches data of its own (sharded manifests), the ranks' plans differ in length:
+    set :attr:`max_batches` to their minimum (:meth:`plan_length` on every rank, reduced)
+    so that every rank steps the same number of times.
+
+    Example:
+        >>> s = DurationBatchSampler([1.0, 2.0, 1.5, 0.5], 3.0, rank=1, world_size=2)
+        >>> s.set_epoch(0); [len(b) for b in s]
+        [1]
     """
 
     def __init__(self, durations: Sequence[float], max_batch_duration_s: float, *, seed: int = 0,
@@ -85,6 +97,7 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.start_batch = 0  # batches of this epoch already consumed (for resume)
+        self.max_batches: int | None = None  # cap on this epoch's batches (equal work with per-rank data)
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -102,7 +115,15 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
             # equal work: every rank gets the same number of batches; the few left over wait for next epoch
             usable = len(batches) - len(batches) % self.world_size
             batches = batches[self.rank:usable:self.world_size]
-        return batches
+        return batches if self.max_batches is None else batches[:self.max_batches]
+
+    def plan_length(self) -> int:
+        """Batches this epoch's plan holds before the :attr:`max_batches` cap."""
+        cap, self.max_batches = self.max_batches, None
+        try:
+            return len(self._plan())
+        finally:
+            self.max_batches = cap
 
     def __iter__(self) -> Iterator[list[int]]:
         plan = self._plan()

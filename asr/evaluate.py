@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from asr import distributed
 from asr.data import SpeechDataset, collate, make_batches
 from asr.decoding import greedy_decode
 from asr.fileio import atomic_open, atomic_write_text
@@ -108,11 +109,20 @@ def write_report(out_dir: str | Path, summary: dict, rows: list[dict]) -> None:
 
 
 def evaluate(model: Recognizer, tokenizer: CharTokenizer, utts: Sequence[Utterance], *, out_dir: str | Path | None,
-             max_batch_duration_s: float = 300.0, device="cpu", num_workers: int = 0) -> dict:
-    """Recognize, score, write the report (when ``out_dir``), and return the summary with timing."""
+             max_batch_duration_s: float = 300.0, device="cpu", num_workers: int = 0, rank: int = 0,
+             world_size: int = 1) -> dict:
+    """Recognize, score, write the report (when ``out_dir``), and return the summary with timing.
+
+    With ``world_size`` > 1 (a running process group), each rank recognizes every
+    ``world_size``-th utterance and the hypotheses are gathered, so every rank returns the
+    same scores, equal to a single process's (padding never changes a transcript).
+    """
     t0 = time.perf_counter()
-    hyps = recognize(model, tokenizer, utts, max_batch_duration_s=max_batch_duration_s, device=device,
-                     num_workers=num_workers)
+    hyps = recognize(model, tokenizer, utts[rank::world_size], max_batch_duration_s=max_batch_duration_s,
+                     device=device, num_workers=num_workers)
+    if world_size > 1:
+        by_id = {h.utt_id: h for part in distributed.all_gather(hyps) for h in part}
+        hyps = [by_id[u.utt_id] for u in utts]
     elapsed = time.perf_counter() - t0
     summary, rows = score(utts, hyps)
     audio_s = sum(u.duration_s for u in utts)

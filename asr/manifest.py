@@ -17,10 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,36 @@ def read_manifest(path: str | os.PathLike, *, require_text: bool = True,
     if not utts:
         raise ManifestError(f"{path}: manifest has no utterances")
     return utts
+
+
+def manifest_files(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """Expand a manifest setting into files: one path, a glob pattern, or a list of either.
+
+    Sharded corpora keep their metadata in many JSONL files (``shards/train-*.jsonl``);
+    glob matches are sorted, so every process expands a pattern to the same list.
+
+    Raises:
+        ManifestError: a pattern that matches no file, or an empty list.
+    """
+    items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    files: list[Path] = []
+    for item in items:
+        item = str(item)
+        if glob.has_magic(item):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise ManifestError(f"{item}: no manifest matches this pattern")
+            files += [Path(m) for m in matches]
+        else:
+            files.append(Path(item))
+    if not files:
+        raise ManifestError("empty list of manifests")
+    return files
+
+
+def read_manifests(spec: str | os.PathLike | Sequence[str | os.PathLike], **kwargs) -> list[Utterance]:
+    """:func:`read_manifest` over every file of :func:`manifest_files`, concatenated in order."""
+    return [u for path in manifest_files(spec) for u in read_manifest(path, **kwargs)]
 
 
 def parse_line(line: str, base: Path, where: str, *, require_text: bool = True,

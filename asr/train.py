@@ -9,6 +9,13 @@ Files in ``run_dir``:
     model.pt                 best model so far by dev WER (a model file, see asr.checkpoint)
     train_log.jsonl          one line per epoch (loss, dev WER/CER, lr, throughput)
     tensorboard/             TensorBoard event files
+
+Under ``torchrun`` the same loop runs as data-parallel training (see :mod:`asr.distributed`):
+the model is wrapped in ``DistributedDataParallel``, each rank takes its share of every
+epoch's batches, ranks agree on every step's loss and token count (so a batch that is
+skipped is skipped by all, and the gradient is that of the union of the ranks' batches),
+dev evaluation is sharded across ranks and its hypotheses gathered, and only rank 0
+writes files. Every rank resumes from the same ``checkpoints/last.pt``.
 """
 
 from __future__ import annotations
@@ -21,14 +28,16 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from asr import distributed
 from asr.checkpoint import model_bundle, safe_load, save_model
 from asr.config import ConfigError, Settings
 from asr.data import DurationBatchSampler, SpeechDataset, collate, filter_utterances, total_hours
 from asr.evaluate import evaluate
 from asr.features import SpecAugment, output_frames_for_duration
 from asr.fileio import atomic_open, atomic_torch_save
-from asr.manifest import read_manifest
+from asr.manifest import manifest_files, read_manifests
 from asr.model import build_recognizer, num_parameters
 from asr.runtime import memory_mb, resolve_device, seed_everything, setup_threads
 from asr.stats import build_vocab, compute_stats, load_stats, load_vocab
@@ -60,22 +69,26 @@ def make_optimizer(params, s: Settings) -> torch.optim.Optimizer:
 def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None) -> dict:
     """Train a recognizer; returns the final summary (best dev WER, paths, throughput)."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = run_dir / "checkpoints"
-    threads = setup_threads(s.trainer.threads)
-    device = resolve_device(s.trainer.device)
+    world, device = distributed.init_from_env(resolve_device(s.trainer.device))
+    main = world.is_main  # only rank 0 writes files
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    threads = setup_threads(distributed.threads_per_rank(s.trainer.threads, world))
     seed_everything(s.trainer.seed)
-    log.info("run directory %s; device %s, %d CPU thread(s)", run_dir.resolve(), device, threads)
+    log.info("run directory %s; device %s, %d CPU thread(s)%s", run_dir.resolve(), device, threads,
+             f"; rank {world.rank} of {world.size}" if world.size > 1 else "")
 
     # ---- data -------------------------------------------------------------------------
     if not s.data.train_manifest:
         raise ConfigError("data.train_manifest is not set (e.g. data.train_manifest=path/to/train.jsonl)")
     if s.trainer.resume:
         _check_resumable(ckpt_dir / "last.pt", s)
+    train_files = _train_files(s, world)
     if s.data.validate:
-        _validate_data(s)
-    train_utts = read_manifest(s.data.train_manifest)
-    dev_utts = read_manifest(s.data.dev_manifest) if s.data.dev_manifest else []
+        _validate_data(s, train_files)
+    train_utts = read_manifests(train_files)
+    dev_utts = read_manifests(s.data.dev_manifest) if s.data.dev_manifest else []
     tokenizer = load_vocab(s.data.vocab) if s.data.vocab else build_vocab(train_utts)
     frames = lambda d: output_frames_for_duration(s.features, d)  # noqa: E731
     train_utts = filter_utterances(train_utts, tokenizer, frames, min_duration_s=s.data.min_duration_s,
@@ -90,9 +103,12 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
         for utt_id, reason in dataset.preload():
             log.warning("train: utterance %s cannot be read and is left out: %s", utt_id, reason)
         log.info("preloaded training audio in %.1f s", time.perf_counter() - t0)
+    # with per-rank shards each rank batches its own data; otherwise ranks split one shared plan
+    split = world if not s.data.rank_shards else distributed.World()
     sampler = DurationBatchSampler([u.duration_s for u in train_utts], s.data.max_batch_duration_s,
                                    seed=s.trainer.seed, sort_jitter=s.data.sort_jitter,
-                                   sortagrad_epochs=s.data.sortagrad_epochs)
+                                   sortagrad_epochs=s.data.sortagrad_epochs, rank=split.rank, world_size=split.size)
+    _equal_work(sampler, 0, s.data.rank_shards)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=s.data.num_workers, pin_memory=device.type == "cuda",
                                          persistent_workers=s.data.num_workers > 0)
@@ -105,6 +121,11 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
     stats = load_stats(s.data.stats, s.features) if s.data.stats else compute_stats(train_utts, s.features)
     model.features.set_stats(stats["mean"], stats["std"])
     model.to(device)
+    if world.size > 1:
+        # buffers (feature statistics) never change while training: no need to broadcast them every step
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      forward_sync_buffers=False)
+        torch.manual_seed(s.trainer.seed + 1000 * world.rank)  # dropout and SpecAugment differ between ranks
     log.info("model: %s %d x %d%s, %.2f M parameters", s.model.rnn_type.upper(), s.model.num_layers,
              s.model.hidden_size, " bidirectional" if s.model.bidirectional else "", num_parameters(model) / 1e6)
     optimizer = make_optimizer(model.parameters(), s)
@@ -119,15 +140,17 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
              "nonfinite_run": 0, "oom_splits": 0, "settings": _shaping_settings(s)}
     if s.trainer.resume:
         state = _resume(ckpt_dir / "last.pt", model, optimizer, scheduler, sampler, state)
+    forward = ddp if world.size > 1 else model  # gradients are averaged over ranks when called through DDP
 
-    writer = _tensorboard(run_dir) if s.trainer.tensorboard else None
+    writer = _tensorboard(run_dir) if s.trainer.tensorboard and main else None
     bundle_cfg = resolved_config or s.to_dict()
     history = _read_history(run_dir / "train_log.jsonl", state["epoch"])
     for epoch in range(state["epoch"], s.trainer.max_epochs):
         sampler.set_epoch(epoch)
+        _equal_work(sampler, epoch, s.data.rank_shards)
         sampler.start_batch = state["batches_done"]
         model.train()
-        bar = _progress(len(sampler), epoch, s) if s.trainer.progress else None
+        bar = _progress(len(sampler), epoch, s) if s.trainer.progress and main else None
         if bar is not None:
             bar.update(state["batches_done"])
         t_epoch = time.perf_counter()
@@ -135,16 +158,29 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
             t0 = time.perf_counter()
             for utt_id, reason in batch.skipped:
                 log.warning("train: utterance %s skipped: %s", utt_id, reason)
-            if not batch.utt_ids:
-                continue
-            batch = batch.to(device)
-            tokens = int(batch.target_lens.sum())
-            loss_sum = _forward_backward(model, ctc, optimizer, batch, tokens, state)
-            loss = loss_sum / tokens
-            if not torch.isfinite(loss):
+            loss_sum, tokens = torch.tensor(math.nan), 0  # a batch whose audio all failed to load
+            if batch.utt_ids:
+                batch = batch.to(device)
+                tokens = int(batch.target_lens.sum())
+                if world.size == 1:  # forward + backward, split and retried on out-of-memory
+                    loss_sum = _forward_backward(model, ctc, optimizer, batch, tokens, state)
+                else:  # backward after the reduction below, so every rank normalises by the global tokens
+                    log_probs, lengths = forward(batch.waves, batch.wave_lens)
+                    # CTCLoss wants (T, B, V)
+                    loss_sum = ctc(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lens)
+            # every rank learns the step's total loss and tokens, and whether any rank's batch is unusable
+            total_loss, tokens, bad, audio_s = distributed.all_reduce(
+                [loss_sum.item() if tokens else 0.0, tokens, float(not tokens or not torch.isfinite(loss_sum)),
+                 batch.audio_seconds])
+            loss_value = total_loss / max(tokens, 1)
+            if bad:
                 optimizer.zero_grad(set_to_none=True)
-                _skip_update(state, "non-finite loss, batch skipped", batch, s.trainer.max_nonfinite_steps, ckpt_dir)
+                _skip_update(state, "non-finite loss or empty batch" + (" on some rank" if world.size > 1 else "")
+                             + ", batch skipped", batch, s.trainer.max_nonfinite_steps, ckpt_dir)
             else:
+                if world.size > 1:
+                    optimizer.zero_grad(set_to_none=True)
+                    (loss_sum / tokens * world.size).backward()  # DDP averages over ranks: grad of total / tokens
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
                 if torch.isfinite(grad_norm):
                     optimizer.step()
@@ -152,14 +188,13 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
                 else:
                     _skip_update(state, "non-finite gradient, update skipped", batch, s.trainer.max_nonfinite_steps,
                                  ckpt_dir)
-                state["epoch_loss"] += loss_sum.item()
-                state["epoch_tokens"] += tokens
-            loss_value = loss.item()
+                state["epoch_loss"] += total_loss
+                state["epoch_tokens"] += int(tokens)
             scheduler.step()
             state["step"] += 1
             state["batches_done"] += 1
             dt = time.perf_counter() - t0
-            state["epoch_audio_s"] += batch.audio_seconds
+            state["epoch_audio_s"] += audio_s
             state["epoch_train_s"] += dt
             speed = state["epoch_audio_s"] / max(state["epoch_train_s"], 1e-9)
             if bar is not None:
@@ -168,7 +203,7 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
             every = s.trainer.checkpoint_every_steps
             if every and state["step"] % every == 0 and state["batches_done"] < len(sampler):
                 _save_checkpoint(ckpt_dir, model, optimizer, scheduler, sampler, state, s.trainer.keep_checkpoints)
-            if bar is None and state["step"] % s.trainer.log_every_steps == 0:
+            if bar is None and main and state["step"] % s.trainer.log_every_steps == 0:
                 log.info("epoch %d step %d  batch %d/%d  loss %.4f  lr %.2e  %.0f audio-s/s", epoch + 1,
                          state["step"], state["batches_done"], len(sampler), loss_value, scheduler.get_last_lr()[0],
                          speed)
@@ -188,7 +223,7 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
                  **{k: round(v, 1) for k, v in memory_mb().items() if v is not None}}
         if dev_utts and ((epoch + 1) % s.trainer.eval_every_epochs == 0 or epoch + 1 == s.trainer.max_epochs):
             dev = evaluate(model, tokenizer, dev_utts, out_dir=None, max_batch_duration_s=s.data.max_batch_duration_s,
-                           device=device)
+                           device=device, rank=world.rank, world_size=world.size)  # sharded, gathered
             entry.update(dev_wer=dev["wer"], dev_cer=dev["cer"])
             if writer is not None:
                 writer.add_scalar("dev/wer", dev["wer"], epoch + 1)
@@ -202,11 +237,13 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
                      epoch_train_s=0.0)
         if improved:
             state.update(best_wer=entry.get("dev_wer", math.nan), best_epoch=epoch + 1)
+        if improved and main:
             save_model(run_dir / "model.pt", model_bundle(model, tokenizer.vocab, s.model, config=bundle_cfg,
                                                           metrics={k: v for k, v in entry.items()}))
         history.append(entry)
         _save_checkpoint(ckpt_dir, model, optimizer, scheduler, sampler, state, s.trainer.keep_checkpoints)
-        _write_history(run_dir / "train_log.jsonl", history)
+        if main:
+            _write_history(run_dir / "train_log.jsonl", history)
         log.info("epoch %d/%d  loss %.4f  dev WER %s  CER %s  lr %.2e  %.0f audio-s/s  %.0f s%s",
                  epoch + 1, s.trainer.max_epochs, entry["train_loss"], _pct(entry.get("dev_wer")),
                  _pct(entry.get("dev_cer")), entry["lr"], entry["train_audio_s_per_s"], entry["epoch_seconds"],
@@ -218,8 +255,9 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
                "train_audio_s_per_s": _mean([h["train_audio_s_per_s"] for h in history]),
                "train_minutes": sum(h["epoch_seconds"] for h in history) / 60,
                "skipped_batches": state["skipped_batches"], "oom_splits": state["oom_splits"]}
-    with atomic_open(run_dir / "train_summary.json") as f:
-        json.dump(summary, f, indent=2)
+    if main:
+        with atomic_open(run_dir / "train_summary.json") as f:
+            json.dump(summary, f, indent=2)
     log.info("best dev WER %s at epoch %d; model file %s", _pct(state["best_wer"]), state["best_epoch"],
              summary["model"])
     return summary
@@ -232,14 +270,18 @@ class TrainingDiverged(RuntimeError):
     """Too many consecutive updates had a non-finite loss or gradient (``trainer.max_nonfinite_steps``)."""
 
 
-def _validate_data(s: Settings) -> None:
-    """Refuse to start on fatal manifest problems (:mod:`asr.validate`); headers only, no decoding."""
+def _validate_data(s: Settings, train_files: list) -> None:
+    """Refuse to start on fatal manifest problems (:mod:`asr.validate`); headers only, no decoding.
+
+    ``train_files`` are the train manifests this rank reads (all of them, or its own shards).
+    """
     from asr.validate import require_valid
 
     vocab = load_vocab(s.data.vocab) if s.data.vocab else None
-    for key in ("train_manifest", "dev_manifest"):
-        if getattr(s.data, key):
-            require_valid(getattr(s.data, key), f"data.{key}", features=s.features, tokenizer=vocab)
+    dev_files = manifest_files(s.data.dev_manifest) if s.data.dev_manifest else []
+    for key, files in (("train_manifest", train_files), ("dev_manifest", dev_files)):
+        for manifest in files:
+            require_valid(str(manifest), f"data.{key}", features=s.features, tokenizer=vocab)
 
 
 def _forward_backward(model, ctc, optimizer, batch, tokens: int, state: dict) -> torch.Tensor:
@@ -320,11 +362,22 @@ def _check_resumable(path: Path, s: Settings) -> None:
                           + ". Use the run's settings, or start a new run in another hydra.run.dir")
 
 
-def _save_checkpoint(ckpt_dir: Path, model, optimizer, scheduler, sampler, state: dict, keep: int) -> None:
-    ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "sampler": sampler.state_dict(), "torch_rng": torch.get_rng_state(), "state": dict(state)}
+def _rng_state() -> dict:
+    rng = {"torch_rng": torch.get_rng_state()}
     if torch.cuda.is_available():
-        ckpt["cuda_rng"] = torch.cuda.get_rng_state_all()
+        rng["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def _save_checkpoint(ckpt_dir: Path, model, optimizer, scheduler, sampler, state: dict, keep: int) -> None:
+    """Rank 0 writes the state; every rank must call it, since it gathers each rank's RNG state."""
+    rngs = distributed.all_gather(_rng_state())  # dropout/SpecAugment streams differ between ranks
+    if not distributed.world().is_main:
+        return
+    ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "sampler": sampler.state_dict(), **rngs[0], "state": dict(state), "world_size": len(rngs)}
+    if len(rngs) > 1:
+        ckpt["rank_rng"] = rngs
     atomic_torch_save(ckpt, ckpt_dir / "last.pt")
     if state["batches_done"] == 0 and keep > 0:  # epoch boundary: keep a numbered copy too
         atomic_torch_save(ckpt, ckpt_dir / f"epoch-{state['epoch']}.pt")
@@ -335,17 +388,45 @@ def _save_checkpoint(ckpt_dir: Path, model, optimizer, scheduler, sampler, state
 
 def _resume(path: Path, model, optimizer, scheduler, sampler, state: dict) -> dict:
     ckpt = safe_load(path)
+    w = distributed.world()
+    if ckpt.get("world_size", 1) != w.size:
+        raise ConfigError(f"{path} was written by a run of {ckpt.get('world_size', 1)} process(es); resume it with "
+                          f"as many (torchrun --nproc-per-node/--nnodes), not {w.size}, so it continues exactly")
+    rng = ckpt["rank_rng"][w.rank] if w.size > 1 else ckpt
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     sampler.load_state_dict(ckpt["sampler"])
-    torch.set_rng_state(ckpt["torch_rng"])
-    if "cuda_rng" in ckpt and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+    torch.set_rng_state(rng["torch_rng"])
+    if "cuda_rng" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda_rng"])
     state = {**state, **ckpt["state"]}
     log.info("resumed from %s: epoch %d, step %d, %d batches into the epoch", path, state["epoch"], state["step"],
              state["batches_done"])
     return state
+
+
+def _train_files(s: Settings, world: distributed.World) -> list:
+    """The train manifests this rank reads: all of them, or with ``data.rank_shards`` its own ``files[rank::size]``."""
+    files = manifest_files(s.data.train_manifest)
+    if not s.data.rank_shards or world.size == 1:
+        return files
+    if len(files) < world.size:
+        raise ConfigError(f"data.rank_shards: {len(files)} train manifest(s) cannot give each of {world.size} "
+                          "ranks its own; split the corpus into more shards or set data.rank_shards=false")
+    if not (s.data.vocab and s.data.stats):
+        raise ConfigError("data.rank_shards: each rank reads only its own shards, so the vocabulary and "
+                          "statistics must come from all of them: set data.vocab and data.stats (asr-stats)")
+    mine = files[world.rank::world.size]
+    log.info("rank %d reads %d of %d train manifests", world.rank, len(mine), len(files))
+    return mine
+
+
+def _equal_work(sampler: DurationBatchSampler, epoch: int, per_rank_data: bool) -> None:
+    """With per-rank data, cap every rank's epoch at the shortest rank's plan, so no rank waits at the end."""
+    if per_rank_data:
+        sampler.set_epoch(epoch)
+        sampler.max_batches = int(distributed.all_reduce([sampler.plan_length()], op="min")[0])
 
 
 def _read_history(path: Path, epochs_done: int) -> list[dict]:

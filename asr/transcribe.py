@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import math
@@ -32,6 +33,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from asr import distributed
 from asr.alignment import Word, best_path, words_from_path
 from asr.audio import AudioError, load_audio
 from asr.data import make_batches
@@ -201,43 +203,102 @@ def transcribe(model: Recognizer, tokenizer: CharTokenizer, input_path: str | Pa
         overwrite: replace an ``output`` that is not a transcription record (otherwise refused).
         min_duration_s: shorter files are reported as too short instead of transcribed.
         progress: a progress bar (True), log lines (False), or a bar only on a terminal (None).
-        rank, world_size: transcribe only this share of the inputs.
+        rank, world_size: under ``torchrun`` (a running process group): this process's place. Each
+            rank transcribes every ``world_size``-th input not yet done into its own part file
+            (:func:`part_path`), and rank 0 merges the parts into ``output``. A killed run's parts
+            are merged in when it is resumed, whatever the number of processes then.
         run_info: extra facts for the summary (model path, device, threads).
 
     Returns:
         The summary (also written as JSON): counts, audio duration, wall time, real-time
         factor, failed and skipped files, and WER/CER when the manifest has references.
+        Every rank returns rank 0's summary.
     """
     t0 = time.perf_counter()
     formats = check_formats(formats)
     inputs = list_inputs(input_path, extensions=extensions, include=include)
-    if not inputs.utts:
+    if not inputs.utts and rank == 0:
         log.warning("no audio found in %s (%d paths skipped: %s)", input_path, len(inputs.skipped),
                     dict(Counter(s.reason for s in inputs.skipped)))
-    _refuse_foreign_targets(output, formats, overwrite)
-    sample_rate_hz = model.features.config.sample_rate_hz
-    with TranscriptLog(output, resume=resume, overwrite=overwrite) as record_log:
-        resumed = len(record_log.done)
-        todo = [u for u in shard(inputs.utts, rank, world_size) if u.utt_id not in record_log.done]
-        usable, failed = probe_durations(todo, sample_rate_hz=sample_rate_hz, min_duration_s=min_duration_s)
-        record_log.write([make_record(u.utt_id, u.audio_path, u.duration_s or None, None, error=reason)
-                          for u, reason in failed])
-        bar = Progress(len(todo), sum(u.duration_s for u in usable), enabled=progress)
-        bar.update(len(failed), 0.0)
-        for records in transcribe_utterances(model, tokenizer, usable, windows=windows,
-                                             max_batch_duration_s=max_batch_duration_s, num_workers=num_workers,
-                                             device=device):
-            record_log.write(records)
-            bar.update(len(records), sum(r["duration"] for r in records if r["text"] is not None))
-        bar.close()
+    work = dict(model=model, tokenizer=tokenizer, sample_rate_hz=model.features.config.sample_rate_hz,
+                min_duration_s=min_duration_s, windows=windows, max_batch_duration_s=max_batch_duration_s,
+                num_workers=num_workers, device=device, progress=progress)
+    if world_size == 1:
+        _refuse_foreign_targets(output, formats, overwrite)
+        with TranscriptLog(output, resume=resume, overwrite=overwrite) as record_log:
+            _merge_parts(output, record_log, keep=resume)
+            resumed = len(record_log.done)
+            todo = [u for u in inputs.utts if u.utt_id not in record_log.done]
+            this_run = [len(todo), _recognize_into(record_log, todo, **work)]
+    else:
+        done = None
+        if rank == 0:  # validate the output and fold in a killed run's parts before anyone starts
+            _refuse_foreign_targets(output, formats, overwrite)
+            with TranscriptLog(output, resume=resume, overwrite=overwrite) as record_log:
+                _merge_parts(output, record_log, keep=resume)
+                done = record_log.done
+        done = distributed.broadcast(done)
+        resumed = len(done)
+        todo = shard([u for u in inputs.utts if u.utt_id not in done], rank, world_size)
+        with TranscriptLog(part_path(output, rank), resume=False, overwrite=True) as part_log:
+            this_run = [len(todo), _recognize_into(part_log, todo, **work)]
+        this_run = distributed.all_reduce(this_run)  # also waits until every part is complete
+        if rank != 0:
+            return distributed.broadcast(None)
+        with TranscriptLog(output, resume=True) as record_log:
+            _merge_parts(output, record_log, keep=True)
     sort_records(output, [u.utt_id for u in inputs.utts])
     written = write_derived(output, formats, subtitles)
-    summary = summarize(output, inputs, wall_s=time.perf_counter() - t0, this_run_files=len(todo),
-                        this_run_audio_s=bar.audio_s, resumed=resumed)
+    summary = summarize(output, inputs, wall_s=time.perf_counter() - t0, this_run_files=int(this_run[0]),
+                        this_run_audio_s=this_run[1], resumed=resumed)
     summary["outputs"] = {"jsonl": str(output), **written, "summary": str(summary_path(output))}
-    summary.update(run_info or {})
+    summary.update(run_info or {}, **({"processes": world_size} if world_size > 1 else {}))
     atomic_write_text(summary_path(output), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    return summary
+    return distributed.broadcast(summary) if world_size > 1 else summary
+
+
+def _recognize_into(record_log: TranscriptLog, todo: Sequence[Utterance], *, model, tokenizer, sample_rate_hz: int,
+                    min_duration_s: float, progress: bool | None, **batching) -> float:
+    """Transcribe ``todo`` into ``record_log`` (unreadable files get a line with the reason); return audio seconds."""
+    usable, failed = probe_durations(todo, sample_rate_hz=sample_rate_hz, min_duration_s=min_duration_s)
+    record_log.write([make_record(u.utt_id, u.audio_path, u.duration_s or None, None, error=reason)
+                      for u, reason in failed])
+    bar = Progress(len(todo), sum(u.duration_s for u in usable), enabled=progress)
+    bar.update(len(failed), 0.0)
+    for records in transcribe_utterances(model, tokenizer, usable, **batching):
+        record_log.write(records)
+        bar.update(len(records), sum(r["duration"] for r in records if r["text"] is not None))
+    bar.close()
+    return bar.audio_s
+
+
+def part_path(output: str | Path, rank: int) -> Path:
+    """Where rank ``rank`` of a distributed run writes its records before rank 0 merges them into ``output``."""
+    return Path(f"{output}.rank{rank}.part")
+
+
+def _merge_parts(output: str | Path, record_log: TranscriptLog, *, keep: bool, chunk: int = 1000) -> int:
+    """Append the records of every part file of ``output`` not yet in it (or drop them: not ``keep``); delete parts.
+
+    Opening a part as a :class:`TranscriptLog` takes its lock (a part still being written
+    is refused, naming it) and drops a half-written last line, as resuming a record does.
+    """
+    out = Path(output)
+    merged = 0
+    for part in sorted(out.parent.glob(glob.escape(out.name) + ".rank*.part")):
+        if keep:
+            with TranscriptLog(part, resume=True):  # takes the part's lock, drops a half-written line
+                batch = []
+                for r in iter_records(part):
+                    if r["id"] not in record_log.done:
+                        batch.append(r)
+                    if len(batch) >= chunk:
+                        record_log.write(batch)
+                        merged, batch = merged + len(batch), []
+                record_log.write(batch)
+                merged += len(batch)
+        part.unlink()
+    return merged
 
 
 def check_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
