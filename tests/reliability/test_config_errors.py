@@ -20,7 +20,7 @@ CASES = [
     ("model.hidden_size=abc", "model.hidden_size", "expected int"),
     ("model.bidirectional=maybe", "model.bidirectional", "expected bool"),
     ("optim.betas=[0.9]", "optim.betas", "expected a list of 2 values"),
-    ("data.train_manifest=[a,b]", "data.train_manifest", "expected str or null"),
+    ("data.train_manifest=[a,3]", "data.train_manifest", "expected str or list or null"),
     ("model.hidden_size=-4", "model.hidden_size", "must be > 0"),
     ("model.num_layers=0", "model.num_layers", "must be > 0"),
     ("features.hop_length_ms=40", "features.hop_length_ms", "hop <= window"),
