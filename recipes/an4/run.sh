@@ -9,7 +9,7 @@
 #         3 train (train.jsonl, best model chosen on dev.jsonl), 4 evaluate on test.jsonl (greedy),
 #         5 lexicon + KenLM 3-gram from train.jsonl's transcripts (lmplz: tools/install_kenlm.sh),
 #         6 tune decoder.lm_weight x decoder.word_score on dev.jsonl (table + best.json in exp/tune_lm;
-#           the grid: LM_WEIGHTS=0.25,0.5,1,1.5,2 WORD_SCORES=-1,0,1,2 in the environment),
+#           the grid: LM_WEIGHTS=0,0.25,0.5,1,1.5,2 WORD_SCORES=-1,0,1,2 in the environment),
 #         7 evaluate on test.jsonl with beam search, and with beam search + LM at the tuned weights.
 # Options: --stage N --stop-stage N --data-dir DIR --exp DIR (default recipes/an4/exp)
 set -euo pipefail
@@ -72,7 +72,7 @@ fi
 
 if run_stage 6 tune_lm; then
   asr-evaluate -m "model=$run/model.pt" "data.manifest=$data/dev.jsonl" "${lm_opts[@]}" \
-    "decoder.lm_weight=${LM_WEIGHTS:-0.25,0.5,1,1.5,2}" "decoder.word_score=${WORD_SCORES:--1,0,1,2}" \
+    "decoder.lm_weight=${LM_WEIGHTS:-0,0.25,0.5,1,1.5,2}" "decoder.word_score=${WORD_SCORES:--1,0,1,2}" \
     "hydra.sweep.dir=$exp/tune_lm"
   asr-eval-table "$exp/tune_lm"
   mark_done 6 tune_lm
