@@ -81,7 +81,11 @@ def estimate_arpa(text_path: str | os.PathLike, arpa_path: str | os.PathLike, or
         cmd = [str(find_tool("lmplz")), "-o", str(order), "-S", memory, "-T", sort_dir, "--arpa", str(tmp)]
         if discount_fallback:
             cmd.append("--discount_fallback")
-        _run(cmd, stdin=text, what="lmplz")
+        try:
+            _run(cmd, stdin=text, what="lmplz")
+        except RuntimeError:
+            tmp.unlink(missing_ok=True)
+            raise
     os.replace(tmp, arpa_path)
     return arpa_path
 
@@ -90,7 +94,11 @@ def arpa_to_binary(arpa_path: str | os.PathLike, bin_path: str | os.PathLike) ->
     """KenLM's binary (probing hash) form of an ARPA file: the same model, loaded in a fraction of the time."""
     bin_path = Path(bin_path)
     tmp = bin_path.with_name(bin_path.name + ".tmp")
-    _run([str(find_tool("build_binary")), "-S", "10%", "probing", str(arpa_path), str(tmp)], what="build_binary")
+    try:
+        _run([str(find_tool("build_binary")), "-S", "10%", "probing", str(arpa_path), str(tmp)], what="build_binary")
+    except RuntimeError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, bin_path)
     return bin_path
 
