@@ -4,15 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo an4 test test-fast lint clean-exp
+.PHONY: install kenlm demo an4 test test-fast lint clean-exp
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/install_kenlm.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,slurm]"
+	bash tools/install_kenlm.sh $(BIN)
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the package with its dev tools
+install: $(STAMP)  ## create .venv, install the package with its dev tools, build KenLM's lmplz into .venv/bin
+
+kenlm:  ## only (re)build KenLM's lmplz and build_binary into .venv/bin (cached in ~/.cache/asr)
+	bash tools/install_kenlm.sh $(BIN)
 
 demo: $(STAMP)  ## the embedded recipe end to end (offline): synthesize, train, print test WER
 	PATH="$(abspath $(BIN)):$$PATH" recipes/synthetic/run.sh

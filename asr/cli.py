@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from asr.audio import AudioError
 from asr.checkpoint import ModelFileError
-from asr.config import ConfigError, DecoderConfig, Settings, from_dict
+from asr.config import ConfigError, DecoderConfig, Settings, check_decoder, from_dict
 from asr.fileio import atomic_write_text
 from asr.manifest import ManifestError
 
@@ -154,7 +154,7 @@ def evaluate_main(cfg: DictConfig) -> float:
 
     _missing(cfg, "model", "data.manifest")
     d = _resolved(cfg, {"model", "data", "decoder", "device", "threads"})
-    from_dict(DecoderConfig, d["decoder"], "decoder")
+    decoder_cfg = check_decoder(from_dict(DecoderConfig, d["decoder"], "decoder"))
     data = d["data"]
     unknown = sorted(set(data) - {"manifest", "max_batch_duration_s", "num_workers"})
     if unknown:
@@ -164,23 +164,35 @@ def evaluate_main(cfg: DictConfig) -> float:
     device = resolve_device(str(d["device"]))
     model, tokenizer, bundle = load_model(d["model"], map_location="cpu")
     model.to(device)
+    decoder = _decoder(decoder_cfg, tokenizer.vocab)
     utts = read_manifest(data["manifest"])
     run_dir = _run_dir()
     with torch.inference_mode():
         summary = evaluate(model, tokenizer, utts, out_dir=run_dir, device=device,
                            max_batch_duration_s=float(data["max_batch_duration_s"]),
-                           num_workers=int(data["num_workers"]))
+                           num_workers=int(data["num_workers"]), decoder=decoder)
     summary.update(model=str(Path(d["model"]).resolve()), manifest=str(Path(data["manifest"]).resolve()),
-                   decoder=d["decoder"]["name"], threads=threads, device=str(device))
+                   decoder=d["decoder"]["name"], decoder_settings=d["decoder"], threads=threads, device=str(device))
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     w = summary["words"]
     print(f"WER {100 * summary['wer']:.2f} %  CER {100 * summary['cer']:.2f} %  "
           f"({w['substitutions']} sub, {w['deletions']} del, {w['insertions']} ins / {w['ref_len']} words, "
-          f"{summary['utterances']} utterances)  RTF {summary['real_time_factor']:.4f}  report: {run_dir}/report.txt")
+          f"{summary['utterances']} utterances)  RTF {summary['real_time_factor']:.4f} "
+          f"(search {summary['search_real_time_factor']:.4f})  report: {run_dir}/report.txt")
     if summary["failed"]:
         print(f"warning: {len(summary['failed'])} utterance(s) could not be read, scored as deletions "
               f"(see {run_dir}/report.txt)", file=sys.stderr)
     return summary["wer"]
+
+
+def _decoder(cfg: DecoderConfig, vocab):
+    """The configured decoder; a missing or malformed lexicon or LM file becomes a ConfigError naming it."""
+    from asr.decoding import build_decoder
+
+    try:
+        return build_decoder(cfg.name, vocab, **cfg.options())
+    except ValueError as err:
+        raise ConfigError(f"decoder={cfg.name}: {err}") from None
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="stats")
@@ -222,7 +234,9 @@ def _transcribe_app(cfg: DictConfig) -> None:
               "subtitles": set(SubtitleConfig.__dataclass_fields__)}
     d = _resolved(cfg, {"model", "input", "output", "format", "include", "extensions", "resume", "overwrite",
                         "min_duration_s", "decoder", "device", "threads", "progress", *groups})
-    from_dict(DecoderConfig, d["decoder"], "decoder")
+    if check_decoder(from_dict(DecoderConfig, d["decoder"], "decoder")).name != "greedy":
+        raise ConfigError(f"asr-transcribe decodes greedily (its word timestamps come from the greedy CTC path); "
+                          f"decoder={d['decoder']['name']} is available in asr-evaluate")
     for group, allowed in groups.items():
         unknown = sorted(set(d[group]) - allowed)
         if unknown:

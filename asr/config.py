@@ -62,6 +62,7 @@ class ModelConfig:
     num_layers: int = 4
     bidirectional: bool = True
     dropout: float = 0.2
+    proj_size: int = 0  # LSTM projection of each direction's output to this size (LSTMP, Sak et al. 2014); 0: none
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,11 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Training-time augmentation; SpecAugment masks normalised 10 ms frames."""
+    """Training-time augmentation (never at evaluation), each part switchable on its own.
+
+    SpecAugment masks normalised 10 ms frames; speed, noise and volume change the waveform
+    (:mod:`asr.augment`), drawn from ``(trainer.seed, epoch, utterance)`` so resume is exact.
+    """
 
     spec_augment: bool = True
     freq_masks: int = 2
@@ -88,6 +93,21 @@ class AugmentConfig:
     time_masks: int = 2
     time_width: int = 20
     max_time_ratio: float = 0.2
+    speed_perturb: bool = False
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)  # drawn uniformly per utterance and epoch
+    noise: bool = False
+    noise_prob: float = 0.5  # share of utterances that get noise
+    noise_snr_db: tuple[float, float] = (10.0, 30.0)  # SNR drawn uniformly in this range
+    volume: bool = False
+    volume_gain_db: tuple[float, float] = (-10.0, 6.0)  # gain drawn uniformly in this range
+
+    def wave_augment(self):
+        """The waveform part as an :class:`asr.augment.WaveAugment` (inactive when all parts are off)."""
+        from asr.augment import WaveAugment
+
+        return WaveAugment(speeds=self.speeds if self.speed_perturb else (),
+                           noise_prob=self.noise_prob if self.noise else 0.0, noise_snr_db=self.noise_snr_db,
+                           volume_gain_db=self.volume_gain_db if self.volume else None)
 
 
 @dataclass(frozen=True)
@@ -104,11 +124,32 @@ class TrainerConfig:
     max_nonfinite_steps: int = 20  # consecutive non-finite updates before a run stops as diverged (0: never)
     progress: bool = True  # console progress bar
     tensorboard: bool = True
+    average_last: int = 0  # also write model_avg.pt, the weight average of the last N epochs (0 or 1: off)
 
 
 @dataclass(frozen=True)
 class DecoderConfig:
-    name: str = "greedy"
+    """How CTC posteriors become text (see :mod:`asr.decoding`).
+
+    ``greedy``: best path. ``beam``: prefix beam search over characters, no lexicon or LM.
+    ``beam_lm``: words from ``lexicon`` only, scored with the KenLM n-gram ``lm``
+    (``lm_weight`` × LM log-probability + ``word_score`` per word + acoustic score).
+    """
+
+    name: str = "greedy"  # greedy | beam | beam_lm
+    beam_size: int = 50  # hypotheses kept per frame
+    beam_size_token: int | None = None  # tokens tried per frame; null: all of them
+    beam_threshold: float = 25.0  # drop hypotheses this far (log score) below the best
+    lm_weight: float = 0.0
+    word_score: float = 0.0  # added per word: > 0 favours more words, < 0 fewer
+    sil_score: float = 0.0  # added per word boundary (space) token
+    log_add: bool = True  # merge equal prefixes by summing their probabilities (not max)
+    lexicon: str | None = None  # lexicon.txt from `python -m asr.lm` (word, then its characters)
+    lm: str | None = None  # KenLM model: ARPA or build_binary output
+
+    def options(self) -> dict:
+        """Keyword arguments for :func:`asr.decoding.build_decoder` (none for greedy)."""
+        return {} if self.name == "greedy" else {k: v for k, v in dataclasses.asdict(self).items() if k != "name"}
 
 
 GROUPS: dict[str, type] = {
@@ -125,7 +166,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.rnn_type": ("lstm", "gru"),
     "optim.name": ("adamw", "adam", "sgd"),
     "optim.schedule": ("cosine", "exponential", "constant"),
-    "decoder.name": ("greedy",),
+    "decoder.name": ("greedy", "beam", "beam_lm"),
 }
 
 
@@ -177,6 +218,10 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         return [_check_type(v, arg, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is tuple and typing.get_args(tp)[-1] is Ellipsis:  # tuple[float, ...]: any length
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_check_type(v, typing.get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value))
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
@@ -256,6 +301,21 @@ def check_interval(value: float, key: str, low: float, high: float, *, low_open:
         raise ConfigError(f"{key} must be in {interval}, got {value!r}")
 
 
+def check_decoder(d: DecoderConfig) -> DecoderConfig:
+    """Reject decoder settings that cannot work together; the message names the key."""
+    check_positive(d, "decoder", "beam_size", "beam_threshold")
+    if d.beam_size_token is not None and d.beam_size_token < 1:
+        raise ConfigError(f"decoder.beam_size_token must be > 0 or null, got {d.beam_size_token}")
+    if d.name == "beam_lm" and (not d.lexicon or not d.lm):
+        raise ConfigError("decoder=beam_lm needs decoder.lexicon=<lexicon.txt> and decoder.lm=<ARPA or KenLM binary> "
+                          "(both written by `python -m asr.lm build`, recipe stage 5)")
+    if d.name != "beam_lm" and d.lm:
+        raise ConfigError(f"decoder.lm is set but decoder.name={d.name} uses no language model: use decoder=beam_lm")
+    if d.name == "greedy" and d.lexicon:
+        raise ConfigError("decoder.lexicon is set but decoder.name=greedy ignores it: use decoder=beam or beam_lm")
+    return d
+
+
 @dataclass(frozen=True)
 class Settings:
     """All groups of a training config, validated."""
@@ -293,6 +353,24 @@ class Settings:
         if s.data.min_duration_s >= s.data.max_duration_s:
             raise ConfigError(f"data.min_duration_s ({s.data.min_duration_s}) must be below data.max_duration_s "
                               f"({s.data.max_duration_s})")
+        check_decoder(s.decoder)
+        if s.model.proj_size < 0 or (s.model.proj_size and s.model.rnn_type != "lstm"):
+            raise ConfigError(f"model.proj_size must be >= 0 and needs model.rnn_type=lstm, got {s.model.proj_size} "
+                              f"with {s.model.rnn_type}")
+        if s.model.proj_size >= s.model.hidden_size:
+            raise ConfigError(f"model.proj_size ({s.model.proj_size}) must be smaller than model.hidden_size "
+                              f"({s.model.hidden_size})")
+        a = s.augment
+        for key in ("noise_snr_db", "volume_gain_db"):
+            low, high = getattr(a, key)
+            if low > high:
+                raise ConfigError(f"augment.{key}: range [{low}, {high}] has its low end above its high end")
+        if not a.speeds or any(v <= 0 for v in a.speeds) or not 0 <= a.noise_prob <= 1:
+            raise ConfigError(f"augment.speeds must be positive factors (got {list(a.speeds)}) and augment.noise_prob "
+                              f"in [0, 1] (got {a.noise_prob})")
+        if s.trainer.average_last < 0 or s.trainer.average_last > max(1, s.trainer.keep_checkpoints):
+            raise ConfigError(f"trainer.average_last ({s.trainer.average_last}) must be in 0..trainer.keep_checkpoints "
+                              f"({s.trainer.keep_checkpoints}): only kept epoch checkpoints can be averaged")
         if s.data.max_duration_s > s.data.max_batch_duration_s:
             raise ConfigError(f"data.max_duration_s ({s.data.max_duration_s}) is larger than "
                               f"data.max_batch_duration_s ({s.data.max_batch_duration_s}): such utterances "

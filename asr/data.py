@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from asr.audio import AudioError, load_audio
+from asr.augment import WaveAugment, utterance_rng
 from asr.manifest import Utterance
 from asr.tokenizer import CharTokenizer
 
@@ -75,6 +76,8 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
         seed, shuffle, sort_jitter: see :func:`make_batches`.
         sortagrad_epochs: the first this many epochs go shortest batch first, unshuffled
             (SortaGrad, DeepSpeech 2): short utterances first help CTC leave its all-blank start.
+        tag_epoch: yield ``(index, epoch)`` pairs instead of indices, for a dataset that
+            augments each utterance with a random stream seeded by the epoch.
 
     Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``). When each
     rank batches data of its own (sharded manifests), the ranks' plans differ in length:
@@ -89,8 +92,9 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def __init__(self, durations: Sequence[float], max_batch_duration_s: float, *, seed: int = 0,
                  shuffle: bool = True, sort_jitter: float = 0.0, sortagrad_epochs: int = 0, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, tag_epoch: bool = False):
         self.durations = list(durations)
+        self.tag_epoch = tag_epoch
         self.max_batch_duration_s = max_batch_duration_s
         self.seed, self.shuffle, self.sort_jitter = seed, shuffle, sort_jitter
         self.sortagrad_epochs = sortagrad_epochs
@@ -129,7 +133,7 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
         plan = self._plan()
         for i in range(self.start_batch, len(plan)):
             self.start_batch = i + 1
-            yield plan[i]
+            yield [(k, self.epoch) for k in plan[i]] if self.tag_epoch else plan[i]
         self.start_batch = 0
 
     def __len__(self) -> int:
@@ -184,12 +188,23 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     A file that fails to load yields an error item (reported in the batch's ``skipped``)
     instead of crashing the epoch.
+
+    Waveform augmentation (training only): with ``augment``, an item requested as
+    ``dataset[(index, epoch)]`` (see ``DurationBatchSampler(tag_epoch=True)``) is augmented
+    with the random stream of ``(seed, epoch, index)``; ``dataset[index]`` never is.
+    ``feasible(num_samples, ids)`` says whether CTC can still align the augmented audio;
+    when a faster speed makes it too short, the utterance keeps its original speed.
     """
 
-    def __init__(self, utts: Sequence[Utterance], tokenizer: CharTokenizer | None, sample_rate_hz: int):
+    def __init__(self, utts: Sequence[Utterance], tokenizer: CharTokenizer | None, sample_rate_hz: int, *,
+                 augment: WaveAugment | None = None, seed: int = 0,
+                 feasible: Callable[[int, list[int]], bool] | None = None):
         self.utts = list(utts)
         self.tokenizer = tokenizer
         self.sample_rate_hz = sample_rate_hz
+        self.augment = augment if augment is not None and augment.active else None
+        self.seed = seed
+        self.feasible = feasible
         self._cache: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -215,13 +230,19 @@ class SpeechDataset(torch.utils.data.Dataset):
             self._cache[i] = np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
         return failed
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        i, epoch = key if isinstance(key, tuple) else (key, None)
         u = self.utts[i]
         try:
             samples = self.load(i)
         except AudioError as err:
             return {"utt_id": u.utt_id, "error": str(err)}
         ids = self.tokenizer.encode(u.text) if self.tokenizer is not None else []
+        if self.augment is not None and epoch is not None:
+            augmented = self.augment(samples, utterance_rng(self.seed, epoch, i))
+            if self.feasible is not None and not self.feasible(len(augmented), ids):
+                augmented = self.augment(samples, utterance_rng(self.seed, epoch, i), speed=1.0)
+            samples = augmented
         return {"utt_id": u.utt_id, "samples": torch.from_numpy(samples), "ids": ids, "duration_s": u.duration_s}
 
 

@@ -13,7 +13,7 @@ import torch
 
 from asr import distributed
 from asr.data import SpeechDataset, collate, make_batches
-from asr.decoding import greedy_decode
+from asr.decoding import Decoder, GreedyDecoder
 from asr.fileio import atomic_open, atomic_write_text
 from asr.manifest import Utterance
 from asr.metrics import ErrorCounts, add, alignment_text, char_errors, word_errors
@@ -33,11 +33,16 @@ class Hypothesis:
 @torch.inference_mode()
 def recognize(model: Recognizer, tokenizer: CharTokenizer, utts: Sequence[Utterance], *,
               max_batch_duration_s: float = 300.0, device: torch.device | str = "cpu",
-              num_workers: int = 0, dataset: SpeechDataset | None = None) -> list[Hypothesis]:
-    """Greedy transcripts for ``utts`` (in their order), batching by duration.
+              num_workers: int = 0, dataset: SpeechDataset | None = None, decoder: Decoder | None = None,
+              timing: dict | None = None) -> list[Hypothesis]:
+    """Transcripts for ``utts`` (in their order), batching by duration.
 
-    Utterances whose audio fails to load come back with ``text=None`` and the reason.
+    ``decoder`` turns ``(log_probs, lengths)`` into text (default: greedy, see
+    :func:`asr.decoding.build_decoder`). Utterances whose audio fails to load come back
+    with ``text=None`` and the reason. When ``timing`` is given, its ``search_seconds``
+    grows by the time spent in the decoder (the rest is features and the network).
     """
+    decoder = decoder or GreedyDecoder(tokenizer.vocab)
     was_training = model.training
     model.eval()
     device = torch.device(device)
@@ -53,8 +58,12 @@ def recognize(model: Recognizer, tokenizer: CharTokenizer, utts: Sequence[Uttera
             continue
         batch = batch.to(device)
         log_probs, lengths = model(batch.waves, batch.wave_lens)
-        for utt_id, ids in zip(batch.utt_ids, greedy_decode(log_probs, lengths)):
-            out[utt_id] = Hypothesis(utt_id, tokenizer.decode(ids))
+        t0 = time.perf_counter()
+        texts = decoder(log_probs, lengths)
+        if timing is not None:
+            timing["search_seconds"] = timing.get("search_seconds", 0.0) + time.perf_counter() - t0
+        for utt_id, text in zip(batch.utt_ids, texts):
+            out[utt_id] = Hypothesis(utt_id, text)
     model.train(was_training)
     return [out[u.utt_id] for u in utts]
 
@@ -110,23 +119,28 @@ def write_report(out_dir: str | Path, summary: dict, rows: list[dict]) -> None:
 
 def evaluate(model: Recognizer, tokenizer: CharTokenizer, utts: Sequence[Utterance], *, out_dir: str | Path | None,
              max_batch_duration_s: float = 300.0, device="cpu", num_workers: int = 0, rank: int = 0,
-             world_size: int = 1) -> dict:
+             world_size: int = 1, decoder: Decoder | None = None) -> dict:
     """Recognize, score, write the report (when ``out_dir``), and return the summary with timing.
 
+    ``real_time_factor`` is all of recognition (audio reading, features, network, search)
+    over the audio duration; ``search_real_time_factor`` the decoder's search alone.
     With ``world_size`` > 1 (a running process group), each rank recognizes every
     ``world_size``-th utterance and the hypotheses are gathered, so every rank returns the
     same scores, equal to a single process's (padding never changes a transcript).
     """
     t0 = time.perf_counter()
+    timing = {"search_seconds": 0.0}
     hyps = recognize(model, tokenizer, utts[rank::world_size], max_batch_duration_s=max_batch_duration_s,
-                     device=device, num_workers=num_workers)
+                     device=device, num_workers=num_workers, decoder=decoder, timing=timing)
     if world_size > 1:
         by_id = {h.utt_id: h for part in distributed.all_gather(hyps) for h in part}
         hyps = [by_id[u.utt_id] for u in utts]
     elapsed = time.perf_counter() - t0
     summary, rows = score(utts, hyps)
     audio_s = sum(u.duration_s for u in utts)
-    summary.update(audio_seconds=audio_s, decode_seconds=elapsed, real_time_factor=elapsed / max(audio_s, 1e-9))
+    per_s = 1 / max(audio_s, 1e-9)
+    summary.update(audio_seconds=audio_s, decode_seconds=elapsed, real_time_factor=elapsed * per_s,
+                   search_seconds=timing["search_seconds"], search_real_time_factor=timing["search_seconds"] * per_s)
     if out_dir is not None:
         write_report(out_dir, summary, rows)
     return summary

@@ -85,6 +85,9 @@ def inspect_utterance(model: Recognizer, tokenizer: CharTokenizer, wave: torch.T
     acoustic, fe = model.acoustic, model.features
     index = resolve_layer(layer, len(acoustic.layers))
     rnn = acoustic.layers[index].forward_rnn
+    if getattr(rnn, "proj_size", 0):
+        raise RuntimeError(f"layer {index} is a projected LSTM (model.proj_size={rnn.proj_size}): its gates cannot be "
+                           "recomputed here, only plain LSTM/GRU layers can be inspected")
     waves, wave_lens = wave[None].float(), torch.tensor([wave.shape[-1]])  # (1, S), (1,)
 
     mfcc, mfcc_lens = fe.mfcc(waves, wave_lens)  # (1, T_10ms, F), un-normalised

@@ -55,14 +55,19 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 class RecurrentLayer(nn.Module):
     """One (bi)directional recurrent layer over padded batches, exact for every utterance.
 
-    Shapes: ``forward(x: (B, T, input_size), lengths: (B,))`` → ``(B, T, hidden_size * num_directions)``.
+    ``proj_size > 0`` (LSTM only) projects each direction's output to that size (LSTMP).
+
+    Shapes: ``forward(x: (B, T, input_size), lengths: (B,))`` → ``(B, T, out_size * num_directions)``
+    with ``out_size = proj_size or hidden_size``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *, bidirectional: bool = True, rnn_type: str = "lstm"):
+    def __init__(self, input_size: int, hidden_size: int, *, bidirectional: bool = True, rnn_type: str = "lstm",
+                 proj_size: int = 0):
         super().__init__()
         rnn = RNN_TYPES[rnn_type]
-        self.forward_rnn = rnn(input_size, hidden_size, batch_first=True)
-        self.backward_rnn = rnn(input_size, hidden_size, batch_first=True) if bidirectional else None
+        kwargs = {"proj_size": proj_size} if proj_size else {}
+        self.forward_rnn = rnn(input_size, hidden_size, batch_first=True, **kwargs)
+        self.backward_rnn = rnn(input_size, hidden_size, batch_first=True, **kwargs) if bidirectional else None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         out, _ = self.forward_rnn(x)
@@ -83,25 +88,29 @@ class AcousticModel(nn.Module):
         bidirectional: add a right-to-left direction to every layer.
         rnn_type: ``"lstm"`` or ``"gru"``.
         dropout: dropout on every layer's output (between layers and before the dense layer).
+        proj_size: LSTM only: project each direction's output to this size (0: none). Fewer
+            weights in the next layer's input and in the LSTM's recurrence (Sak et al., 2014).
 
     Shapes: ``forward(feats: (B, T, input_dim), lengths: (B,))`` → ``(B, T, vocab_size)`` log-probs.
     """
 
     def __init__(self, input_dim: int, vocab_size: int, *, hidden_size: int = 320, num_layers: int = 4,
-                 bidirectional: bool = True, rnn_type: str = "lstm", dropout: float = 0.2):
+                 bidirectional: bool = True, rnn_type: str = "lstm", dropout: float = 0.2, proj_size: int = 0):
         super().__init__()
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"model.rnn_type must be one of {sorted(RNN_TYPES)}, got {rnn_type!r}")
+        if proj_size and (rnn_type != "lstm" or not 0 < proj_size < hidden_size):
+            raise ValueError(f"model.proj_size={proj_size} needs an LSTM and 0 < proj_size < hidden_size={hidden_size}")
         if hidden_size < 1 or num_layers < 1 or vocab_size < 2 or not 0 <= dropout < 1:
             raise ValueError(f"invalid model size: hidden_size={hidden_size}, num_layers={num_layers}, "
                              f"vocab_size={vocab_size}, dropout={dropout} (need ≥1, ≥1, ≥2, 0 ≤ dropout < 1)")
-        directions = 2 if bidirectional else 1
+        out_size = (proj_size or hidden_size) * (2 if bidirectional else 1)  # each layer's output features
         self.layers = nn.ModuleList(
-            RecurrentLayer(input_dim if i == 0 else hidden_size * directions, hidden_size,
-                           bidirectional=bidirectional, rnn_type=rnn_type)
+            RecurrentLayer(input_dim if i == 0 else out_size, hidden_size, bidirectional=bidirectional,
+                           rnn_type=rnn_type, proj_size=proj_size)
             for i in range(num_layers))
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden_size * directions, vocab_size)
+        self.output = nn.Linear(out_size, vocab_size)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = feats

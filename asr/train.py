@@ -31,9 +31,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from asr import distributed
-from asr.checkpoint import model_bundle, safe_load, save_model
+from asr.checkpoint import average_checkpoints, last_epoch_checkpoints, load_model, model_bundle, safe_load, save_model
 from asr.config import ConfigError, Settings
-from asr.data import DurationBatchSampler, SpeechDataset, collate, filter_utterances, total_hours
+from asr.data import DurationBatchSampler, SpeechDataset, collate, ctc_min_frames, filter_utterances, total_hours
+from asr.decoding import build_decoder
 from asr.evaluate import evaluate
 from asr.features import SpecAugment, output_frames_for_duration
 from asr.fileio import atomic_open, atomic_torch_save
@@ -97,7 +98,10 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
         raise ConfigError(f"data.train_manifest: no usable utterances in {s.data.train_manifest}")
     log.info("train: %d utterances, %.2f h; dev: %d utterances; vocabulary %d symbols",
              len(train_utts), total_hours(train_utts), len(dev_utts), len(tokenizer))
-    dataset = SpeechDataset(train_utts, tokenizer, s.features.sample_rate_hz)
+    sr = s.features.sample_rate_hz
+    feasible = lambda n, ids: frames(n / sr) >= ctc_min_frames(ids)  # noqa: E731 - after speed perturbation
+    dataset = SpeechDataset(train_utts, tokenizer, sr, augment=s.augment.wave_augment(), seed=s.trainer.seed,
+                            feasible=feasible)
     if s.data.preload:
         t0 = time.perf_counter()
         for utt_id, reason in dataset.preload():
@@ -107,11 +111,15 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
     split = world if not s.data.rank_shards else distributed.World()
     sampler = DurationBatchSampler([u.duration_s for u in train_utts], s.data.max_batch_duration_s,
                                    seed=s.trainer.seed, sort_jitter=s.data.sort_jitter,
-                                   sortagrad_epochs=s.data.sortagrad_epochs, rank=split.rank, world_size=split.size)
+                                   sortagrad_epochs=s.data.sortagrad_epochs, rank=split.rank, world_size=split.size,
+                                   tag_epoch=dataset.augment is not None)
     _equal_work(sampler, 0, s.data.rank_shards)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=s.data.num_workers, pin_memory=device.type == "cuda",
-                                         persistent_workers=s.data.num_workers > 0)
+                                         persistent_workers=s.data.num_workers > 0,
+                                         # its own generator: starting an epoch's iterator must not draw from
+                                         # the global RNG, or SpecAugment's masks shift after a mid-epoch resume
+                                         generator=torch.Generator().manual_seed(s.trainer.seed))
 
     # ---- model, optimizer, schedule -------------------------------------------------------
     a = s.augment
@@ -142,6 +150,7 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
         state = _resume(ckpt_dir / "last.pt", model, optimizer, scheduler, sampler, state)
     forward = ddp if world.size > 1 else model  # gradients are averaged over ranks when called through DDP
 
+    dev_decoder = build_decoder(s.decoder.name, tokenizer.vocab, **s.decoder.options())  # picks the best epoch
     writer = _tensorboard(run_dir) if s.trainer.tensorboard and main else None
     bundle_cfg = resolved_config or s.to_dict()
     history = _read_history(run_dir / "train_log.jsonl", state["epoch"])
@@ -223,7 +232,8 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
                  **{k: round(v, 1) for k, v in memory_mb().items() if v is not None}}
         if dev_utts and ((epoch + 1) % s.trainer.eval_every_epochs == 0 or epoch + 1 == s.trainer.max_epochs):
             dev = evaluate(model, tokenizer, dev_utts, out_dir=None, max_batch_duration_s=s.data.max_batch_duration_s,
-                           device=device, rank=world.rank, world_size=world.size)  # sharded, gathered
+                           device=device, rank=world.rank, world_size=world.size,  # sharded, gathered
+                           decoder=dev_decoder)
             entry.update(dev_wer=dev["wer"], dev_cer=dev["cer"])
             if writer is not None:
                 writer.add_scalar("dev/wer", dev["wer"], epoch + 1)
@@ -255,6 +265,17 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
                "train_audio_s_per_s": _mean([h["train_audio_s_per_s"] for h in history]),
                "train_minutes": sum(h["epoch_seconds"] for h in history) / 60,
                "skipped_batches": state["skipped_batches"], "oom_splits": state["oom_splits"]}
+    if s.trainer.average_last > 1 and main:  # the mean of the last epochs' weights, scored on dev beside the best
+        avg = average_checkpoints(last_epoch_checkpoints(run_dir, s.trainer.average_last), run_dir / "model.pt",
+                                  run_dir / "model_avg.pt")
+        summary["averaged_model"] = str(avg.resolve())
+        if dev_utts:  # rank 0 alone: the other ranks are done
+            avg_model, _, _ = load_model(avg)
+            summary["averaged_dev_wer"] = evaluate(avg_model.to(device), tokenizer, dev_utts, out_dir=None,
+                                                   max_batch_duration_s=s.data.max_batch_duration_s,
+                                                   device=device, decoder=dev_decoder)["wer"]
+            log.info("model_avg.pt (last %d epochs): dev WER %s", s.trainer.average_last,
+                     _pct(summary["averaged_dev_wer"]))
     if main:
         with atomic_open(run_dir / "train_summary.json") as f:
             json.dump(summary, f, indent=2)

@@ -65,3 +65,32 @@ def test_config_errors_name_the_key_and_exit_nonzero(override, needle, tmp_path)
 def test_evaluate_without_model_names_the_missing_setting(tmp_path):
     r = run("asr-evaluate", "data.manifest=x.jsonl", "hydra.run.dir=e", cwd=tmp_path)
     assert r.returncode == 2 and "model=..." in r.stderr
+
+
+def test_evaluate_multirun_over_decoder_settings_and_table(tmp_path):
+    from conftest import train_tone_model
+
+    from asr.eval_table import main as eval_table
+
+    model, manifest = train_tone_model(tmp_path)
+    r = run("asr-evaluate", "-m", f"model={model}", f"data.manifest={manifest}", "decoder=beam",
+            "decoder.beam_size=1,8", "hydra.sweep.dir=tune", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for job in ("0", "1"):
+        s = json.loads((tmp_path / "tune" / job / "summary.json").read_text())
+        assert s["decoder"] == "beam" and s["wer"] == 0.0 and s["search_real_time_factor"] > 0
+    assert [json.loads((tmp_path / "tune" / j / "summary.json").read_text())["decoder_settings"]["beam_size"]
+            for j in ("0", "1")] == [1, 8]
+    assert eval_table([str(tmp_path / "tune")]) == 0
+    assert (tmp_path / "tune" / "eval_table.md").read_text().splitlines()[0].startswith("| job | decoder.beam_size |")
+
+
+@pytest.mark.parametrize("cmd,args,needle", [
+    ("asr-evaluate", ["model=m.pt", "data.manifest=x.jsonl", "decoder=beam_lm"], "decoder.lexicon=<lexicon.txt>"),
+    ("asr-evaluate", ["model=m.pt", "data.manifest=x.jsonl", "decoder=beam", "decoder.beam_size=0"],
+     "decoder.beam_size must be > 0"),
+    ("asr-transcribe", ["model=m.pt", "input=x", "output=o.jsonl", "decoder=beam"], "asr-transcribe decodes greedily"),
+])
+def test_decoder_setting_errors_name_the_key(cmd, args, needle, tmp_path):
+    r = run(cmd, *args, "hydra.run.dir=e", cwd=tmp_path)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr

@@ -25,7 +25,8 @@ def test_groups_are_the_documented_ones():
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUP_OPTIONS.items() for o in opts])
 def test_every_option_composes_validates_and_builds(group, option):
-    s = _settings([f"{group}={option}"])
+    files = ["decoder.lexicon=lang/lexicon.txt", "decoder.lm=lang/lm_3gram.bin"] if option == "beam_lm" else []
+    s = _settings([f"{group}={option}", *files])
     model = build_recognizer(s.features, 29, **vars(s.model))
     assert model.acoustic.output.out_features == 29
     assert model.features.config == s.features
@@ -56,3 +57,27 @@ def test_unknown_key_fails_naming_it():
 def test_impossible_values_fail_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         _settings([override])
+
+
+def test_augment_and_decoder_groups_set_what_they_say():
+    full = _settings(["augment=full"]).augment
+    assert (full.spec_augment, full.speed_perturb, full.noise, full.volume) == (True, True, True, True)
+    assert full.wave_augment().speeds == (0.9, 1.0, 1.1)
+    none = _settings(["augment=none"]).augment
+    assert not none.spec_augment and not none.wave_augment().active
+    beam = _settings(["decoder=beam", "decoder.beam_size=8"]).decoder
+    assert beam.options()["beam_size"] == 8 and beam.options()["lm"] is None
+    assert _settings(["model=blstmp"]).model.proj_size == 160
+
+
+@pytest.mark.parametrize("overrides,key", [
+    (["decoder=beam_lm"], "decoder.lexicon"),
+    (["decoder=beam", "decoder.lm=x.bin"], "decoder.lm"),
+    (["decoder=beam", "decoder.beam_size=0"], "decoder.beam_size"),
+    (["model=bgru", "model.proj_size=64"], "model.proj_size"),
+    (["trainer.average_last=5", "trainer.keep_checkpoints=3"], "trainer.average_last"),
+    (["augment.volume_gain_db=[6,-6]"], "volume_gain_db"),
+])
+def test_impossible_combinations_fail_naming_the_key(overrides, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        _settings(overrides)

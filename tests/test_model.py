@@ -66,3 +66,23 @@ def test_invalid_model_settings_are_refused():
         AcousticModel(10, 5, rnn_type="transformer")
     with pytest.raises(ValueError, match="hidden_size=-1"):
         AcousticModel(10, 5, hidden_size=-1)
+
+
+def test_projection_layer_sizes_exactness_and_parameter_count():
+    torch.manual_seed(0)
+    model = build_recognizer(FeatureConfig(), 10, hidden_size=32, num_layers=2, proj_size=12).eval()
+    layer0, layer1 = model.acoustic.layers
+    assert layer0.forward_rnn.proj_size == 12 and layer1.forward_rnn.input_size == 2 * 12
+    assert model.acoustic.output.in_features == 2 * 12
+    # LSTMP weights per direction: 4H(I + P) + 8H (biases) + P·H (projection)
+    H, P, I0 = 32, 12, 120
+    per_dir = lambda i: 4 * H * (i + P) + 8 * H + P * H  # noqa: E731
+    assert num_parameters(model.acoustic) == 2 * (per_dir(I0) + per_dir(2 * P)) + (2 * P + 1) * 10
+    lens = torch.tensor([16000, 7000])
+    waves = torch.randn(2, 16000) * 0.1
+    with torch.no_grad():
+        log_probs, out_lens = model(waves, lens)
+        one, _ = model(waves[1:, :7000], lens[1:])
+    torch.testing.assert_close(one[0], log_probs[1, : out_lens[1]], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="proj_size=12 needs an LSTM"):
+        AcousticModel(10, 5, hidden_size=32, rnn_type="gru", proj_size=12)

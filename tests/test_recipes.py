@@ -52,9 +52,18 @@ def test_recipe_stage_selection_and_unknown_option(tmp_path):
 @pytest.mark.skipif(not AN4.is_dir(), reason=f"AN4 not found at {AN4} (set ASR_AN4_DIR)")
 def test_an4_recipe_tiny_run_from_shared_copy(tmp_path):
     exp = tmp_path / "exp"
-    r = run_recipe("an4", "--data-dir", str(AN4), "--exp", str(exp), *TINY, "data.max_batch_duration_s=200")
+    r = run_recipe("an4", "--data-dir", str(AN4), "--exp", str(exp), *TINY, "data.max_batch_duration_s=200",
+                   env_extra={"LM_WEIGHTS": "0,1", "WORD_SCORES": "0"})  # a 2-job grid keeps stage 6 short
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     summary = json.loads((exp / "eval_test" / "summary.json").read_text())
     assert summary["utterances"] == 130 and summary["words"]["ref_len"] == 773
     assert 0.0 <= summary["wer"] and summary["failed"] == []
     assert (exp / "train" / "model.pt").is_file() and (exp / "lang" / "stats.pt").is_file()
+    # stages 5-7: the KenLM binary built offline is what the test decode used, at the weights picked on dev
+    best = json.loads((exp / "tune_lm" / "best.json").read_text())
+    lm = json.loads((exp / "eval_test_beam_lm" / "summary.json").read_text())
+    assert lm["decoder_settings"]["lm"] == str(exp / "lang" / "lm_3gram.bin")
+    assert (exp / "lang" / "lm_3gram.bin").is_file()
+    assert f"decoder.lm_weight={lm['decoder_settings']['lm_weight']:g}" in best["overrides"]
+    assert json.loads((exp / "eval_test_beam" / "summary.json").read_text())["decoder"] == "beam"
+    assert sorted(p.name for p in (exp / ".done").iterdir())[-3:] == ["5.lm", "6.tune_lm", "7.decode"]

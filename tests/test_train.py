@@ -94,3 +94,66 @@ def test_pickled_model_file_is_refused(tmp_path):
     torch.save({"format": "something-else"}, tmp_path / "other.pt")
     with pytest.raises(ModelFileError, match="not an asr model file"):
         load_model(tmp_path / "other.pt")
+
+
+def test_resume_mid_epoch_with_waveform_augmentation_is_exact(tone_corpus, tmp_path, monkeypatch):
+    """Speed, noise and volume are drawn from (seed, epoch, utterance): a resumed run sees the same audio."""
+    import asr.train
+    from asr.config import AugmentConfig
+
+    s = tiny_settings(tone_corpus, max_epochs=2, checkpoint_every_steps=1)
+    s = dataclasses.replace(s, augment=AugmentConfig(spec_augment=True, speed_perturb=True, noise=True,
+                                                     noise_prob=1.0, volume=True))
+    train(s, tmp_path / "straight")
+    real_save = asr.train._save_checkpoint
+
+    def save_then_die(ckpt_dir, model, optimizer, scheduler, sampler, state, keep):
+        real_save(ckpt_dir, model, optimizer, scheduler, sampler, state, keep)
+        if state["epoch"] == 1 and state["batches_done"] == 1:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(asr.train, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(s, tmp_path / "cut")
+    monkeypatch.undo()
+    train(dataclasses.replace(s, trainer=dataclasses.replace(s.trainer, resume=True)), tmp_path / "cut")
+    a = safe_load(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = safe_load(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    # and the augmentation did change training: without it the weights differ
+    plain = dataclasses.replace(s, augment=dataclasses.replace(s.augment, speed_perturb=False, noise=False,
+                                                                volume=False))
+    train(plain, tmp_path / "plain")
+    c = safe_load(tmp_path / "plain" / "checkpoints" / "last.pt")
+    assert not all(torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
+
+
+def test_average_of_last_epochs_is_written_and_scored(tone_corpus, tmp_path):
+    from asr.checkpoint import average_main
+
+    s = tiny_settings(tone_corpus, max_epochs=5, keep_checkpoints=3, average_last=3)
+    summary = train(s, tmp_path / "run")
+    ckpts = [safe_load(tmp_path / "run" / "checkpoints" / f"epoch-{e}.pt")["model"] for e in (3, 4, 5)]
+    avg = safe_load(tmp_path / "run" / "model_avg.pt")
+    for k, v in avg["state_dict"].items():
+        torch.testing.assert_close(v, sum(c[k] for c in ckpts) / 3, rtol=1e-6, atol=1e-7)
+    assert avg["metrics"]["averaged_from"] == ["epoch-3.pt", "epoch-4.pt", "epoch-5.pt"]
+    assert 0.0 <= summary["averaged_dev_wer"] <= 1.0 and summary["averaged_model"].endswith("model_avg.pt")
+    model, _, _ = load_model(tmp_path / "run" / "model_avg.pt")  # a complete model file
+    assert model.acoustic.output.out_features == 5
+    assert average_main([str(tmp_path / "run"), "--last", "2", "--output", str(tmp_path / "two.pt")]) == 0
+    two = safe_load(tmp_path / "two.pt")["state_dict"]
+    k = "acoustic.output.weight"
+    torch.testing.assert_close(two[k], (ckpts[1][k] + ckpts[2][k]) / 2)
+    assert average_main([str(tmp_path / "run"), "--last", "4"]) == 2  # only 3 epochs kept
+
+
+def test_average_state_dicts_hand_built():
+    from asr.checkpoint import average_state_dicts
+
+    states = [{"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}, {"w": torch.tensor([3.0, 6.0]),
+                                                                      "n": torch.tensor(4)}]
+    out = average_state_dicts(states)
+    assert out["w"].tolist() == [2.0, 4.0] and out["n"].item() == 4  # integers come from the last state
+    with pytest.raises(ModelFileError, match="b.pt"):
+        average_state_dicts([states[0], {"w": torch.zeros(3), "n": torch.tensor(1)}], ["a.pt", "b.pt"])

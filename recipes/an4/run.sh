@@ -6,7 +6,11 @@
 #   recipes/an4/run.sh --stage 3 model.num_layers=5 trainer.max_epochs=30   # extra args: Hydra overrides
 #
 # Stages: 0 download, 1 prepare + validate manifests, 2 vocabulary + normalisation statistics,
-#         3 train (train.jsonl, best model chosen on dev.jsonl), 4 evaluate on test.jsonl.
+#         3 train (train.jsonl, best model chosen on dev.jsonl), 4 evaluate on test.jsonl (greedy),
+#         5 lexicon + KenLM 3-gram from train.jsonl's transcripts (lmplz: tools/install_kenlm.sh),
+#         6 tune decoder.lm_weight x decoder.word_score on dev.jsonl (table + best.json in exp/tune_lm;
+#           the grid: LM_WEIGHTS=0,0.25,0.5,1,1.5,2 WORD_SCORES=-1,0,1,2 in the environment),
+#         7 evaluate on test.jsonl with beam search, and with beam search + LM at the tuned weights.
 # Options: --stage N --stop-stage N --data-dir DIR --exp DIR (default recipes/an4/exp)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -59,4 +63,28 @@ fi
 if run_stage 4 evaluate; then
   asr-evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" "hydra.run.dir=$exp/eval_test"
   mark_done 4 evaluate
+fi
+
+lm_opts=(decoder=beam_lm "decoder.lexicon=$lang/lexicon.txt" "decoder.lm=$lang/lm_3gram.bin")
+
+if run_stage 5 lm; then
+  python -m asr.lm build --train "$data/train.jsonl" --vocab "$lang/vocab.json" --out "$lang" --order 3
+  mark_done 5 lm
+fi
+
+if run_stage 6 tune_lm; then
+  asr-evaluate -m "model=$run/model.pt" "data.manifest=$data/dev.jsonl" "${lm_opts[@]}" \
+    "decoder.lm_weight=${LM_WEIGHTS:-0,0.25,0.5,1,1.5,2}" "decoder.word_score=${WORD_SCORES:--1,0,1,2}" \
+    "hydra.sweep.dir=$exp/tune_lm"
+  asr-eval-table "$exp/tune_lm"
+  mark_done 6 tune_lm
+fi
+
+if run_stage 7 decode; then
+  asr-evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" decoder=beam "hydra.run.dir=$exp/eval_test_beam"
+  best=$(python -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["overrides"]))' "$exp/tune_lm/best.json")
+  # shellcheck disable=SC2086  # $best is a list of overrides
+  asr-evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" "${lm_opts[@]}" $best \
+    "hydra.run.dir=$exp/eval_test_beam_lm"
+  mark_done 7 decode
 fi
