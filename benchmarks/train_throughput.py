@@ -20,12 +20,9 @@ import time
 
 import torch
 from ceiling import reference_lstm  # benchmarks/ is on sys.path when run as a script
+from training_step import real_batches, real_training_step
 
-from asr.data import DurationBatchSampler, SpeechDataset, collate
-from asr.features import FeatureConfig, SpecAugment
-from asr.manifest import read_manifest
-from asr.model import build_recognizer
-from asr.stats import build_vocab
+from asr.features import FeatureConfig
 
 
 def main() -> None:
@@ -39,29 +36,14 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    utts = read_manifest(a.manifest)
-    tok = build_vocab(utts)
-    ds = SpeechDataset(utts, tok, 16000)
-    ds.preload()
-    sampler = DurationBatchSampler([u.duration_s for u in utts], a.max_batch_duration, seed=0, sort_jitter=0.1)
-    batches = [collate([ds[i] for i in b]) for b, _ in zip(sampler, range(a.steps + 1))]
+    _, tok, _, batches = real_batches(a.manifest, a.max_batch_duration, a.steps + 1)
 
     cfg = FeatureConfig()
-    real = build_recognizer(cfg, len(tok), spec_augment=SpecAugment(), hidden_size=a.hidden, num_layers=a.layers)
+    real, real_step = real_training_step(len(tok), a.hidden, a.layers)
     ceil = reference_lstm(a.hidden, a.layers, cfg.output_dim, len(tok))
     ctc = torch.nn.CTCLoss(reduction="sum")
-    opt_r = torch.optim.AdamW(real.parameters(), lr=1e-4)
     opt_c = torch.optim.AdamW(ceil.parameters(), lr=1e-4)
-    real.train()
     ceil.train()
-
-    def real_step(b):
-        lp, lens = real(b.waves, b.wave_lens)
-        loss = ctc(lp.transpose(0, 1), b.targets, lens, b.target_lens) / b.target_lens.sum()
-        opt_r.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(real.parameters(), 5.0)
-        opt_r.step()
 
     def ceiling_step(b):
         frames = real.features.output_lengths(b.wave_lens)
