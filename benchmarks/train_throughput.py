@@ -1,11 +1,11 @@
 """The real training step on real audio, against the pure-tensor ceiling on the same shapes.
 
 Real path: AN4 FLACs preloaded by `SpeechDataset`, duration-bucketed batches from
-`DurationBatchSampler` through a `DataLoader` (batch assembly is timed), the model's own
-MFCC front end, SpecAugment, our exact-padding BiLSTM, CTC loss, AdamW, clipping — i.e.
-what `asr-train` runs per step. Ceiling: the same batch shapes as random tensors into
-`torch.nn.LSTM` (bidirectional, padded, no front end) + CTC + AdamW, as in `ceiling.py`.
-Both are timed in this one process, alternating, so machine noise hits both alike.
+`DurationBatchSampler`, the model's own MFCC front end, SpecAugment, our exact-padding
+BiLSTM, CTC loss, AdamW, clipping — i.e. what `asr-train` runs per step. Ceiling: the
+same batch shapes as random tensors into `torch.nn.LSTM` (bidirectional, padded, no
+front end) + CTC + AdamW, as in `ceiling.py`. Both are timed in this one process,
+alternating, so machine noise hits both alike.
 
     python benchmarks/train_throughput.py --manifest ../shared/data/an4/train.jsonl --steps 12
 
@@ -20,12 +20,9 @@ import time
 
 import torch
 from ceiling import reference_lstm  # benchmarks/ is on sys.path when run as a script
+from training_step import real_batches, real_training_step
 
-from asr.data import DurationBatchSampler, SpeechDataset, collate
-from asr.features import FeatureConfig, SpecAugment
-from asr.manifest import read_manifest
-from asr.model import build_recognizer
-from asr.stats import build_vocab
+from asr.features import FeatureConfig
 
 
 def main() -> None:
@@ -39,30 +36,14 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    utts = read_manifest(a.manifest)
-    tok = build_vocab(utts)
-    ds = SpeechDataset(utts, tok, 16000)
-    ds.preload()
-    sampler = DurationBatchSampler([u.duration_s for u in utts], a.max_batch_duration, seed=0, sort_jitter=0.1)
-    # the real path pulls its batches through the DataLoader as asr-train does (timed); the ceiling gets the shapes
-    loader = iter(torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=0))
+    _, tok, _, batches = real_batches(a.manifest, a.max_batch_duration, a.steps + 1)
 
     cfg = FeatureConfig()
-    real = build_recognizer(cfg, len(tok), spec_augment=SpecAugment(), hidden_size=a.hidden, num_layers=a.layers)
+    real, real_step = real_training_step(len(tok), a.hidden, a.layers)
     ceil = reference_lstm(a.hidden, a.layers, cfg.output_dim, len(tok))
     ctc = torch.nn.CTCLoss(reduction="sum")
-    opt_r = torch.optim.AdamW(real.parameters(), lr=1e-4)
     opt_c = torch.optim.AdamW(ceil.parameters(), lr=1e-4)
-    real.train()
     ceil.train()
-
-    def real_step(b):
-        lp, lens = real(b.waves, b.wave_lens)
-        loss = ctc(lp.transpose(0, 1), b.targets, lens, b.target_lens) / b.target_lens.sum()
-        opt_r.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(real.parameters(), 5.0)
-        opt_r.step()
 
     def ceiling_step(b):
         frames = real.features.output_lengths(b.wave_lens)
@@ -73,14 +54,11 @@ def main() -> None:
         loss.backward()
         opt_c.step()
 
-    first = next(loader)
-    real_step(first)  # warm-up
-    ceiling_step(first)
+    real_step(batches[0])  # warm-up
+    ceiling_step(batches[0])
     t_real = t_ceil = audio = 0.0
-    sizes = []
-    for _ in range(a.steps):
+    for b in batches[1:]:
         t0 = time.perf_counter()
-        b = next(loader)
         real_step(b)
         t1 = time.perf_counter()
         ceiling_step(b)
@@ -88,11 +66,10 @@ def main() -> None:
         t_real += t1 - t0
         t_ceil += t2 - t1
         audio += b.audio_seconds
-        sizes.append(len(b.utt_ids))
     print(json.dumps({
         "benchmark": "train_throughput", "threads": a.threads, "steps": a.steps,
         "model": f"{a.layers}x{a.hidden} BiLSTM", "max_batch_duration_s": a.max_batch_duration,
-        "mean_batch_size": sum(sizes) / len(sizes),
+        "mean_batch_size": sum(len(b.utt_ids) for b in batches[1:]) / a.steps,
         "real_audio_s_per_s": audio / t_real, "ceiling_audio_s_per_s": audio / t_ceil,
         "real_over_ceiling": t_ceil / t_real,
     }))
