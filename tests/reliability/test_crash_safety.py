@@ -38,7 +38,8 @@ def _train_cmd(manifest: Path, run_dir: Path, *extra: str) -> list[str]:
 
 def _epochs(run_dir: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
-    timing = {"epoch_seconds", "train_audio_s_per_s"}  # wall-clock figures differ between any two runs
+    # wall-clock and memory figures differ between any two runs
+    timing = {"epoch_seconds", "train_audio_s_per_s", "rss_mb", "peak_rss_mb"}
     return [{k: v for k, v in r.items() if k not in timing} for r in rows]
 
 
