@@ -82,14 +82,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def peak_rss_mb(children: bool = False) -> float:
+    """Peak resident memory of this process (or of its finished children), in MB, from ``getrusage``."""
+    import resource
+    import sys
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
+    return usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
+
+
 def memory_mb() -> dict:
     """This process's resident memory now and at its peak, in MB (``/proc/self/status``; peak only elsewhere)."""
     try:
         fields = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
         return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "peak_rss_mb": int(fields["VmHWM"].split()[0]) / 1024}
     except (OSError, KeyError, ValueError):
-        import resource
-        import sys
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-        return {"rss_mb": None, "peak_rss_mb": peak}
+        return {"rss_mb": None, "peak_rss_mb": peak_rss_mb()}

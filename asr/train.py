@@ -148,7 +148,6 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
              "nonfinite_run": 0, "oom_splits": 0, "settings": _shaping_settings(s)}
     if s.trainer.resume:
         state = _resume(ckpt_dir / "last.pt", model, optimizer, scheduler, sampler, state)
-    forward = ddp if world.size > 1 else model  # gradients are averaged over ranks when called through DDP
 
     dev_decoder = build_decoder(s.decoder.name, tokenizer.vocab, **s.decoder.options())  # picks the best epoch
     writer = _tensorboard(run_dir) if s.trainer.tensorboard and main else None
@@ -173,8 +172,9 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
                 tokens = int(batch.target_lens.sum())
                 if world.size == 1:  # forward + backward, split and retried on out-of-memory
                     loss_sum = _forward_backward(model, ctc, optimizer, batch, tokens, state)
-                else:  # backward after the reduction below, so every rank normalises by the global tokens
-                    log_probs, lengths = forward(batch.waves, batch.wave_lens)
+                else:  # through DDP (gradients averaged over ranks); backward after the reduction below,
+                    # so every rank normalises by the global tokens
+                    log_probs, lengths = ddp(batch.waves, batch.wave_lens)
                     # CTCLoss wants (T, B, V)
                     loss_sum = ctc(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lens)
             # every rank learns the step's total loss and tokens, and whether any rank's batch is unusable

@@ -22,7 +22,6 @@ import glob
 import json
 import logging
 import math
-import resource
 import sys
 import time
 from collections import Counter
@@ -53,7 +52,7 @@ from asr.outputs import (
     sort_records,
     write_derived,
 )
-from asr.runtime import available_cores
+from asr.runtime import available_cores, peak_rss_mb
 from asr.segment import Window, WindowConfig, keep_central, plan_windows
 from asr.tokenizer import CharTokenizer
 
@@ -357,9 +356,7 @@ def summarize(output: str | Path, inputs: Inputs, *, wall_s: float, this_run_fil
 
 def _peak_rss_mb() -> dict:
     """Peak resident memory of this process and of its (finished) decoding workers, in MB."""
-    kb = 1024 if sys.platform == "darwin" else 1  # ru_maxrss is bytes on macOS, KiB on Linux
-    return {"main": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kb / 1024, 1),
-            "workers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / kb / 1024, 1)}
+    return {"main": round(peak_rss_mb(), 1), "workers": round(peak_rss_mb(children=True), 1)}
 
 
 class Progress:
