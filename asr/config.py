@@ -134,9 +134,10 @@ class DecoderConfig:
     ``greedy``: best path. ``beam``: prefix beam search over characters, no lexicon or LM.
     ``beam_lm``: words from ``lexicon`` only, scored with the KenLM n-gram ``lm``
     (``lm_weight`` × LM log-probability + ``word_score`` per word + acoustic score).
+    ``beam_cuda``: torchaudio's CUDA prefix beam search (no lexicon or LM; GPU only).
     """
 
-    name: str = "greedy"  # greedy | beam | beam_lm
+    name: str = "greedy"  # greedy | beam | beam_lm | beam_cuda
     beam_size: int = 50  # hypotheses kept per frame
     beam_size_token: int | None = None  # tokens tried per frame; null: all of them
     beam_threshold: float = 25.0  # drop hypotheses this far (log score) below the best
@@ -146,10 +147,15 @@ class DecoderConfig:
     log_add: bool = True  # merge equal prefixes by summing their probabilities (not max)
     lexicon: str | None = None  # lexicon.txt from `python -m asr.lm` (word, then its characters)
     lm: str | None = None  # KenLM model: ARPA or build_binary output
+    blank_skip_threshold: float = 0.95  # beam_cuda: skip frames whose blank probability is above this
 
     def options(self) -> dict:
         """Keyword arguments for :func:`asr.decoding.build_decoder` (none for greedy)."""
-        return {} if self.name == "greedy" else {k: v for k, v in dataclasses.asdict(self).items() if k != "name"}
+        if self.name == "greedy":
+            return {}
+        if self.name == "beam_cuda":
+            return {"beam_size": self.beam_size, "blank_skip_threshold": self.blank_skip_threshold}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "blank_skip_threshold")}
 
 
 GROUPS: dict[str, type] = {
@@ -166,7 +172,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.rnn_type": ("lstm", "gru"),
     "optim.name": ("adamw", "adam", "sgd"),
     "optim.schedule": ("cosine", "exponential", "constant"),
-    "decoder.name": ("greedy", "beam", "beam_lm"),
+    "decoder.name": ("greedy", "beam", "beam_lm", "beam_cuda"),
 }
 
 
@@ -311,8 +317,10 @@ def check_decoder(d: DecoderConfig) -> DecoderConfig:
                           "(both written by `python -m asr.lm build`, recipe stage 5)")
     if d.name != "beam_lm" and d.lm:
         raise ConfigError(f"decoder.lm is set but decoder.name={d.name} uses no language model: use decoder=beam_lm")
-    if d.name == "greedy" and d.lexicon:
-        raise ConfigError("decoder.lexicon is set but decoder.name=greedy ignores it: use decoder=beam or beam_lm")
+    if d.name in ("greedy", "beam_cuda") and d.lexicon:
+        raise ConfigError(f"decoder.lexicon is set but decoder.name={d.name} ignores it: use decoder=beam or beam_lm")
+    if not 0.0 <= d.blank_skip_threshold <= 1.0:
+        raise ConfigError(f"decoder.blank_skip_threshold must be in [0, 1], got {d.blank_skip_threshold}")
     return d
 
 

@@ -1,14 +1,17 @@
 """Datasets, duration-bucketed batching and collation.
 
 The batch sampler is built for DDP and exact resume from the start: every rank derives
-the same epoch plan from ``(seed, epoch)``, takes every ``world_size``-th batch, and the
-plan is trimmed so all ranks get the same number of batches (no hang at epoch end).
-Its position inside an epoch is part of its ``state_dict``, so a run resumed mid-epoch
-continues with exactly the batches it had not yet seen.
+the same epoch plan of *global* batches from ``(seed, epoch)`` and takes every
+``world_size``-th utterance of each, so one optimizer step under DDP sees the same
+utterances as one step of a single process, and every rank steps the same number of
+times (no hang at epoch end). Its position inside an epoch is part of its ``state_dict``,
+so a run resumed mid-epoch continues with exactly the batches it had not yet seen.
 
-Under DDP one optimizer step consumes one batch per rank, so the *global* batch is up to
-``world_size × max_batch_duration_s`` of padded audio: to keep a single-process run's
-global batch on N ranks, give each rank ``max_batch_duration_s / N``.
+``max_batch_duration_s`` is what one process's batch holds: under DDP the global batches
+are planned with ``world_size × max_batch_duration_s`` and dealt out, so N ranks at
+``C / N`` train on exactly the batches, in the same order, of a single process at ``C``.
+A rank's share may then hold one utterance more than its cap alone would allow (its
+padded audio stays below ``max_batch_duration_s + max_duration_s``).
 """
 
 from __future__ import annotations
@@ -71,8 +74,12 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     Args:
         durations: seconds per utterance (dataset order).
-        max_batch_duration_s: cap on padded audio per batch.
-        rank, world_size: this process's share of every epoch's batches.
+        max_batch_duration_s: cap on the padded audio of the batch this process gets.
+        rank, world_size: every rank plans the same global batches, capped at
+            ``world_size × max_batch_duration_s``, and takes every ``world_size``-th
+            utterance of each, so a DDP step sees what a single process's step at
+            ``world_size`` times the cap sees. A global batch too small to give every rank
+            an utterance (only the plan's longest batch can be) waits for a later epoch.
         seed, shuffle, sort_jitter: see :func:`make_batches`.
         sortagrad_epochs: the first this many epochs go shortest batch first, unshuffled
             (SortaGrad, DeepSpeech 2): short utterances first help CTC leave its all-blank start.
@@ -109,16 +116,15 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.epoch = epoch
 
     def _plan(self) -> list[list[int]]:
-        batches = make_batches(self.durations, self.max_batch_duration_s, seed=self.seed, epoch=self.epoch,
+        w = self.world_size
+        batches = make_batches(self.durations, self.max_batch_duration_s * w, seed=self.seed, epoch=self.epoch,
                                shuffle=self.shuffle and self.epoch >= self.sortagrad_epochs,
                                sort_jitter=self.sort_jitter)
-        if self.world_size > 1:
-            if len(batches) < self.world_size:
-                raise ValueError(f"{len(batches)} batches cannot be shared by {self.world_size} processes: "
-                                 "lower data.max_batch_duration_s")
-            # equal work: every rank gets the same number of batches; the few left over wait for next epoch
-            usable = len(batches) - len(batches) % self.world_size
-            batches = batches[self.rank:usable:self.world_size]
+        if w > 1:
+            # equal work: every rank takes a share of every global batch, so all step together
+            batches = [b[self.rank::w] for b in batches if len(b) >= w]
+            if not batches:
+                raise ValueError(f"{len(self.durations)} utterances cannot be shared by {w} processes")
         return batches if self.max_batches is None else batches[:self.max_batches]
 
     def plan_length(self) -> int:

@@ -3,6 +3,8 @@
 Greedy best-path decoding is a pure function on a tensor. Beam search uses torchaudio's
 ``ctc_decoder`` (flashlight-text's beam search, KenLM for the n-gram); :func:`build_decoder`
 returns a callable ``(log_probs: (B, T, V), lengths: (B,)) -> list[str]`` for any of them.
+On a GPU, ``beam_cuda`` runs torchaudio's CUDA prefix beam search (characters only, no
+lexicon or LM) where the posteriors already are, with no copy to the CPU.
 
 The character vocabulary maps onto the decoder's tokens one to one: the blank keeps index
 0 and the space, the word boundary, is the decoder's silence token ``|``. A lexicon lists
@@ -188,6 +190,39 @@ class BeamSearchDecoder:
         return out
 
 
+class CudaBeamSearchDecoder:
+    """CTC prefix beam search on the GPU (torchaudio's ``cuda_ctc_decoder``): no lexicon, no LM.
+
+    Args:
+        vocab: the model's characters, blank first (the CUDA search requires blank id 0).
+        beam_size: prefixes kept per frame (at most the vocabulary size).
+        blank_skip_threshold: frames whose blank probability exceeds it are skipped (faster;
+            1.0 skips none).
+
+    Shapes: ``(log_probs: (B, T, V), lengths: (B,))`` → one string per utterance.
+    """
+
+    def __init__(self, vocab: Sequence[str], *, beam_size: int = 10, blank_skip_threshold: float = 0.95):
+        if not torch.cuda.is_available():
+            raise RuntimeError("decoder=beam_cuda runs on a CUDA GPU and none is available here: "
+                               "use decoder=beam (the same search on the CPU)")
+        try:
+            from torchaudio.models.decoder import cuda_ctc_decoder
+        except (ImportError, RuntimeError, AttributeError) as err:
+            raise RuntimeError(f"decoder=beam_cuda: this torchaudio build has no CUDA CTC decoder ({err}); "
+                               "use decoder=beam") from None
+        if not vocab or vocab[0] != BLANK:
+            raise ValueError(f"vocabulary must start with {BLANK!r}")
+        self.vocab = list(vocab)
+        self._decoder = cuda_ctc_decoder(self.vocab, nbest=1, beam_size=beam_size,
+                                         blank_skip_threshold=blank_skip_threshold)
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        emissions = log_probs.detach().to("cuda", torch.float32).contiguous()
+        hyps = self._decoder(emissions, lengths.detach().to("cuda", torch.int32))
+        return ["".join(self.vocab[i] for i in h[0].tokens if i != 0).strip() if h else "" for h in hyps]
+
+
 def append_word_boundary(log_probs: torch.Tensor, lengths: torch.Tensor, boundary: int):
     """Add one frame after each utterance's last one that is certainly a word boundary.
 
@@ -205,11 +240,14 @@ def append_word_boundary(log_probs: torch.Tensor, lengths: torch.Tensor, boundar
 
 
 def build_decoder(name: str, vocab: Sequence[str], **options) -> Decoder:
-    """A decoder by name: ``greedy`` (no options), ``beam`` or ``beam_lm`` (:class:`BeamSearchDecoder` options)."""
+    """A decoder by name: ``greedy`` (no options), ``beam`` or ``beam_lm`` (:class:`BeamSearchDecoder`
+    options), ``beam_cuda`` (:class:`CudaBeamSearchDecoder` options)."""
     if name == "greedy":
         return GreedyDecoder(vocab)
     if name in ("beam", "beam_lm"):
         if name == "beam_lm" and not (options.get("lexicon") and options.get("lm")):
             raise ValueError("decoder beam_lm needs a lexicon and a language model")
         return BeamSearchDecoder(vocab, **options)
-    raise ValueError(f"unknown decoder {name!r} (greedy, beam, beam_lm)")
+    if name == "beam_cuda":
+        return CudaBeamSearchDecoder(vocab, **options)
+    raise ValueError(f"unknown decoder {name!r} (greedy, beam, beam_lm, beam_cuda)")

@@ -3,10 +3,12 @@
 Trains a BiLSTM (``--layers`` × ``--hidden-size``) twice on the same corpus, vocabulary,
 statistics, seed and schedule: once in one process with batches of ``--batch-s`` padded
 audio seconds, once under ``torchrun --nproc-per-node=2`` (gloo) with ``--batch-s / 2`` per
-rank, so every optimizer step sees about the same audio. Every process gets ``--threads``. The runs
-cannot match bit for bit (the two half-batches of a step are drawn from a different plan
-than one whole batch, and each rank draws its own dropout), so the question is whether
-the dev WERs agree within ``--tolerance`` (absolute). Prints one JSON object.
+rank. Both plan the same global batches and the two ranks split each one, so both runs take
+the same optimizer steps on the same utterances (a batch with an odd count at the cap can
+differ). Every process gets ``--threads``. The runs still cannot match bit for bit (each
+rank draws its own dropout and SpecAugment masks, and sums gradients in another order), so
+the question is whether the dev WERs agree within ``--tolerance`` (absolute). Prints one
+JSON object.
 
     python benchmarks/ddp_parity.py                      # synthesizes a small embedded corpus (offline)
     python benchmarks/ddp_parity.py --corpus DIR         # DIR/train.jsonl and DIR/dev.jsonl

@@ -5,6 +5,7 @@ import torch
 
 from asr.decoding import (
     BeamSearchDecoder,
+    CudaBeamSearchDecoder,
     GreedyDecoder,
     append_word_boundary,
     build_decoder,
@@ -99,3 +100,29 @@ def test_build_decoder_names_and_errors(tmp_path):
         build_decoder("beam_lm", VOCAB, lexicon=tmp_path / "lexicon.txt", lm=tmp_path / "missing.bin")
     with pytest.raises(ValueError, match="unknown decoder 'viterbi'"):
         build_decoder("viterbi", VOCAB)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
+def test_cuda_beam_search_without_a_gpu_says_what_to_use_instead():
+    with pytest.raises(RuntimeError, match="decoder=beam_cuda runs on a CUDA GPU.*use decoder=beam"):
+        build_decoder("beam_cuda", VOCAB, beam_size=4)
+
+
+def test_cuda_beam_search_settings_are_checked_and_passed_on():
+    from asr.config import ConfigError, DecoderConfig, check_decoder
+
+    d = DecoderConfig(name="beam_cuda", beam_size=6, blank_skip_threshold=0.9, lexicon=None)
+    assert d.options() == {"beam_size": 6, "blank_skip_threshold": 0.9}  # none of flashlight's options
+    assert "blank_skip_threshold" not in DecoderConfig(name="beam").options()
+    with pytest.raises(ConfigError, match="decoder.lexicon is set but decoder.name=beam_cuda"):
+        check_decoder(DecoderConfig(name="beam_cuda", lexicon="lexicon.txt"))
+    with pytest.raises(ConfigError, match=r"decoder.blank_skip_threshold must be in \[0, 1\], got 1.5"):
+        check_decoder(DecoderConfig(name="beam_cuda", blank_skip_threshold=1.5))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu.py runs it on one)")
+def test_cuda_beam_search_equals_cpu_beam_search_on_clear_paths():
+    paths = [[2, 2, 0, 3, 1, 4, 0, 4, 5], [0, 5, 5, 5, 0, 1, 1, 2, 0], [0] * 9]
+    lp, lengths = peaked(paths), torch.tensor([9, 9, 9])
+    assert CudaBeamSearchDecoder(VOCAB, beam_size=4, blank_skip_threshold=1.0)(lp, lengths) == \
+        BeamSearchDecoder(VOCAB, beam_size=4)(lp, lengths) == ["ab ccd", "d a", ""]

@@ -32,6 +32,31 @@ def test_ddp_ranks_get_disjoint_equal_shares():
     assert not set(ids[0]) & set(ids[1])
 
 
+def test_ddp_ranks_split_every_global_batch_within_their_cap():
+    durs = [0.5 + (i * 37 % 23) / 10 for i in range(60)]
+    ranks = [DurationBatchSampler(durs, 4.0, seed=7, sort_jitter=0.1, rank=r, world_size=2) for r in range(2)]
+    for s in ranks:
+        s.set_epoch(3)
+    shares = [list(s) for s in ranks]
+    glob = [b for b in make_batches(durs, 8.0, seed=7, epoch=3, sort_jitter=0.1) if len(b) >= 2]
+    assert len(shares[0]) == len(shares[1]) == len(glob) > 5  # every rank steps once per global batch
+    for step, (a, b) in enumerate(zip(*shares)):
+        assert sorted(a + b) == sorted(glob[step]) and not set(a) & set(b)
+        assert all((len(x) - 1) * max(durs[i] for i in x) <= 4.0 for x in (a, b))  # at most one over the cap
+        assert abs(len(a) - len(b)) <= 1
+
+
+def test_two_ranks_at_half_the_cap_step_like_one_process():
+    durs = [0.5 + (i * 37 % 23) / 10 for i in range(60)]
+    single = DurationBatchSampler(durs, 8.0, seed=1, sort_jitter=0.05)
+    ranks = [DurationBatchSampler(durs, 4.0, seed=1, sort_jitter=0.05, rank=r, world_size=2) for r in range(2)]
+    for s in (single, *ranks):
+        s.set_epoch(2)
+    steps = [sorted(a + b) for a, b in zip(*map(list, ranks))]
+    assert steps == [sorted(b) for b in single if len(b) >= 2]  # a one-utterance batch cannot be shared
+    assert len(steps) >= len(list(single)) - 1
+
+
 def test_sortagrad_epochs_go_shortest_first_then_shuffle():
     s = DurationBatchSampler(DURS, 4.0, seed=2, sortagrad_epochs=1)
     longest = [max(DURS[i] for i in b) for b in s]  # epoch 0: ascending
