@@ -4,8 +4,8 @@ Trains a BiLSTM (``--layers`` × ``--hidden-size``) twice on the same corpus, vo
 statistics, seed and schedule: once in one process with batches of ``--batch-s`` padded
 audio seconds, once under ``torchrun --nproc-per-node=2`` (gloo) with ``--batch-s / 2`` per
 rank. Both plan the same global batches and the two ranks split each one, so both runs take
-the same optimizer steps on the same utterances (a batch with an odd count at the cap can
-differ). Every process gets ``--threads``. The runs still cannot match bit for bit (each
+the same optimizer steps on the same utterances (a one-utterance batch, which two ranks
+cannot share, waits for another epoch). Every process gets ``--threads``. The runs still cannot match bit for bit (each
 rank draws its own dropout and SpecAugment masks, and sums gradients in another order), so
 the question is whether the dev WERs agree within ``--tolerance`` (absolute). Prints one
 JSON object.
@@ -48,7 +48,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("exp/ddp_parity"))
     p.add_argument("--num-train", type=int, default=600)
     p.add_argument("--num-dev", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--batch-s", type=float, default=12.0, help="global batch: padded audio seconds per step")
     p.add_argument("--hidden-size", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
