@@ -106,6 +106,11 @@ def test_build_decoder_names_and_errors(tmp_path):
 def test_cuda_beam_search_without_a_gpu_says_what_to_use_instead():
     with pytest.raises(RuntimeError, match="decoder=beam_cuda runs on a CUDA GPU.*use decoder=beam"):
         build_decoder("beam_cuda", VOCAB, beam_size=4)
+    from asr.cli import _decoder
+    from asr.config import ConfigError, DecoderConfig
+
+    with pytest.raises(ConfigError, match="^decoder=beam_cuda runs on a CUDA GPU"):  # the CLI's message, once
+        _decoder(DecoderConfig(name="beam_cuda"), VOCAB)
 
 
 def test_cuda_beam_search_settings_are_checked_and_passed_on():
@@ -120,7 +125,7 @@ def test_cuda_beam_search_settings_are_checked_and_passed_on():
         check_decoder(DecoderConfig(name="beam_cuda", blank_skip_threshold=1.5))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu.py runs it on one)")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_beam_search_equals_cpu_beam_search_on_clear_paths():
     paths = [[2, 2, 0, 3, 1, 4, 0, 4, 5], [0, 5, 5, 5, 0, 1, 1, 2, 0], [0] * 9]
     lp, lengths = peaked(paths), torch.tensor([9, 9, 9])
