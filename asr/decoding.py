@@ -211,10 +211,9 @@ class CudaBeamSearchDecoder:
         except (ImportError, RuntimeError, AttributeError) as err:
             raise RuntimeError(f"decoder=beam_cuda: this torchaudio build has no CUDA CTC decoder ({err}); "
                                "use decoder=beam") from None
-        if not vocab or vocab[0] != BLANK:
-            raise ValueError(f"vocabulary must start with {BLANK!r}")
+        tokens = decoder_tokens(vocab)  # checks that the blank comes first
         self.vocab = list(vocab)
-        self._decoder = cuda_ctc_decoder(self.vocab, nbest=1, beam_size=beam_size,
+        self._decoder = cuda_ctc_decoder(tokens, nbest=1, beam_size=beam_size,
                                          blank_skip_threshold=blank_skip_threshold)
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:

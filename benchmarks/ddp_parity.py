@@ -5,10 +5,10 @@ statistics, seed and schedule: once in one process with batches of ``--batch-s``
 audio seconds, once under ``torchrun --nproc-per-node=2`` (gloo) with ``--batch-s / 2`` per
 rank. Both plan the same global batches and the two ranks split each one, so both runs take
 the same optimizer steps on the same utterances (a one-utterance batch, which two ranks
-cannot share, waits for another epoch). Every process gets ``--threads``. The runs still cannot match bit for bit (each
-rank draws its own dropout and SpecAugment masks, and sums gradients in another order), so
-the question is whether the dev WERs agree within ``--tolerance`` (absolute). Prints one
-JSON object.
+cannot share, waits for another epoch). Every process gets ``--threads``. The runs still
+cannot match bit for bit (each rank draws its own dropout and SpecAugment masks, and sums
+gradients in another order), so the question is whether the dev WERs agree within
+``--tolerance`` (absolute). Prints one JSON object.
 
     python benchmarks/ddp_parity.py                      # synthesizes a small embedded corpus (offline)
     python benchmarks/ddp_parity.py --corpus DIR         # DIR/train.jsonl and DIR/dev.jsonl

@@ -32,7 +32,7 @@ def test_ddp_ranks_get_disjoint_equal_shares():
     assert not set(ids[0]) & set(ids[1])
 
 
-def test_ddp_ranks_split_every_global_batch_within_their_cap():
+def test_ddp_ranks_split_every_global_batch_at_most_one_utterance_over_their_cap():
     durs = [0.5 + (i * 37 % 23) / 10 for i in range(60)]
     ranks = [DurationBatchSampler(durs, 4.0, seed=7, sort_jitter=0.1, rank=r, world_size=2) for r in range(2)]
     for s in ranks:
