@@ -17,7 +17,7 @@ import torch
 from conftest import tiny_settings
 
 import asr.train
-from asr.distributed import env_world
+from asr.distributed import env_world, shutdown
 
 
 def override(settings, assignment: str):
@@ -46,10 +46,15 @@ def main() -> None:
     settings = tiny_settings(manifest)
     for a in assignments:
         settings = override(settings, a)
-    summary = asr.train.train(settings, out)
-    rank = env_world().rank
-    torch.save(models[0].state_dict(), Path(out) / f"weights-{rank}.pt")
-    (Path(out) / f"probe-{rank}.json").write_text(json.dumps({"seen": seen, "summary": summary}))
+    try:
+        summary = asr.train.train(settings, out)
+        rank = env_world().rank
+        torch.save(models[0].state_dict(), Path(out) / f"weights-{rank}.pt")
+        (Path(out) / f"probe-{rank}.json").write_text(json.dumps({"seen": seen, "summary": summary}))
+    finally:
+        # leave the group as asr-train does: exiting with gloo's threads alive can abort a rank
+        # ("terminate called without an active exception"), which failed one CI-like run
+        shutdown()
 
 
 if __name__ == "__main__":
