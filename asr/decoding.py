@@ -125,13 +125,19 @@ def decoder_tokens(vocab: Sequence[str]) -> list[str]:
 
 
 class GreedyDecoder:
-    """Best path, as text. ``(log_probs: (B, T, V), lengths: (B,))`` → one string per utterance."""
+    """Best path, as text. ``(log_probs: (B, T, V), lengths: (B,))`` → one string per utterance.
+
+    Spaces the path emits at the ends or twice in a row are dropped, so the text reads as the
+    words of :func:`asr.alignment.words_from_path` joined by single spaces (what
+    ``asr-transcribe`` writes).
+    """
 
     def __init__(self, vocab: Sequence[str]):
         self.vocab = list(vocab)
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        return ["".join(self.vocab[i] for i in ids) for ids in greedy_decode(log_probs, lengths)]
+        texts = ("".join(self.vocab[i] for i in ids) for ids in greedy_decode(log_probs, lengths))
+        return [" ".join(w for w in text.split(" ") if w) for text in texts]
 
 
 class BeamSearchDecoder:

@@ -43,6 +43,11 @@ def test_beam_equals_greedy_on_clear_paths():
     assert BeamSearchDecoder(VOCAB)(lp, torch.tensor([5, 9, 1])) == ["ab", "d a", ""]
 
 
+def test_greedy_text_drops_spaces_at_the_ends_and_doubled():
+    paths = [[1, 2, 0, 1, 0, 1, 3, 1]]  # " a  b ": a leading, a doubled and a trailing space
+    assert GreedyDecoder(VOCAB)(peaked(paths), torch.tensor([8])) == ["a b"]
+
+
 def test_beam_sums_paths_that_greedy_cannot():
     # two frames, each 0.6 blank / 0.4 "a": the best path is blank-blank (0.36) -> "", but "a" has
     # three paths (a-, -a, aa) worth 0.64 together; the prefix beam search adds them, greedy cannot
