@@ -379,6 +379,9 @@ class Settings:
         if s.trainer.average_last < 0 or s.trainer.average_last > max(1, s.trainer.keep_checkpoints):
             raise ConfigError(f"trainer.average_last ({s.trainer.average_last}) must be in 0..trainer.keep_checkpoints "
                               f"({s.trainer.keep_checkpoints}): only kept epoch checkpoints can be averaged")
+        if s.trainer.average_last > max(1, s.trainer.max_epochs):
+            raise ConfigError(f"trainer.average_last ({s.trainer.average_last}) is more than trainer.max_epochs "
+                              f"({s.trainer.max_epochs}): the run would end without that many epochs to average")
         if s.data.max_duration_s > s.data.max_batch_duration_s:
             raise ConfigError(f"data.max_duration_s ({s.data.max_duration_s}) is larger than "
                               f"data.max_batch_duration_s ({s.data.max_batch_duration_s}): such utterances "

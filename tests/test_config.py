@@ -76,6 +76,7 @@ def test_augment_and_decoder_groups_set_what_they_say():
     (["decoder=beam", "decoder.beam_size=0"], "decoder.beam_size"),
     (["model=bgru", "model.proj_size=64"], "model.proj_size"),
     (["trainer.average_last=5", "trainer.keep_checkpoints=3"], "trainer.average_last"),
+    (["trainer.average_last=5", "trainer.keep_checkpoints=5", "trainer.max_epochs=2"], "trainer.average_last"),
     (["augment.volume_gain_db=[6,-6]"], "volume_gain_db"),
 ])
 def test_impossible_combinations_fail_naming_the_key(overrides, key):
