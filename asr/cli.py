@@ -192,8 +192,7 @@ def _decoder(cfg: DecoderConfig, vocab):
     try:
         return build_decoder(cfg.name, vocab, **cfg.options())
     except (ValueError, RuntimeError) as err:  # RuntimeError: a decoder this machine cannot run
-        message = str(err)
-        raise ConfigError(message if message.startswith("decoder=") else f"decoder={cfg.name}: {message}") from None
+        raise ConfigError(f"decoder={cfg.name}: {err}") from None
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="stats")

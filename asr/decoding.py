@@ -210,13 +210,12 @@ class CudaBeamSearchDecoder:
 
     def __init__(self, vocab: Sequence[str], *, beam_size: int = 10, blank_skip_threshold: float = 0.95):
         if not torch.cuda.is_available():
-            raise RuntimeError("decoder=beam_cuda runs on a CUDA GPU and none is available here: "
+            raise RuntimeError("needs a CUDA GPU and none is available here: "
                                "use decoder=beam (the same search on the CPU)")
         try:
             from torchaudio.models.decoder import cuda_ctc_decoder
         except (ImportError, RuntimeError, AttributeError) as err:
-            raise RuntimeError(f"decoder=beam_cuda: this torchaudio build has no CUDA CTC decoder ({err}); "
-                               "use decoder=beam") from None
+            raise RuntimeError(f"this torchaudio build has no CUDA CTC decoder ({err}); use decoder=beam") from None
         tokens = decoder_tokens(vocab)  # checks that the blank comes first
         self.vocab = list(vocab)
         self._decoder = cuda_ctc_decoder(tokens, nbest=1, beam_size=beam_size,
