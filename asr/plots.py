@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from asr.fileio import atomic_open
 
@@ -239,11 +240,11 @@ def wer_vs_params_figure(parameters: Sequence[int], dev_wer: Sequence[float], la
     for n, group in enumerate(dict.fromkeys(groups)):
         idx = sorted((i for i, g in enumerate(groups) if g == group), key=lambda i: parameters[i])
         x = [parameters[i] / 1e6 for i in idx]
-        ax.plot(x, [100 * dev_wer[i] for i in idx], marker="o", color=f"C{n}", label=f"{group}: dev")
+        ax.plot(x, [100 * dev_wer[i] for i in idx], marker="o", color=f"C{n}", label=group)
         tested = [i for i in idx if test_wer[i] is not None]
         if tested:
             ax.plot([parameters[i] / 1e6 for i in tested], [100 * test_wer[i] for i in tested], marker="s",
-                    linestyle="--", color=f"C{n}", markerfacecolor="none", label=f"{group}: test")
+                    linestyle="--", color=f"C{n}", markerfacecolor="none")
         for i in idx:
             ax.annotate(labels[i], (parameters[i] / 1e6, 100 * dev_wer[i]), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
@@ -252,10 +253,23 @@ def wer_vs_params_figure(parameters: Sequence[int], dev_wer: Sequence[float], la
     ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("parameters (millions, log scale)")
-    ax.set_ylabel("WER (%)")
+    shown = [100 * w for w in [*dev_wer, *test_wer] if w is not None and w > 0]
+    if shown and max(shown) > 4 * min(shown):  # a few failed runs must not flatten the good ones
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # 5, 10, 20, 50 %
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel("WER (%, log scale)")
+    else:
+        ax.set_ylabel("WER (%)")
     ax.set_title("word error rate against model size")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    handles, names = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="black", marker="o", label="dev WER (filled, solid)"))
+    if any(w is not None for w in test_wer):
+        handles.append(Line2D([], [], color="black", marker="s", linestyle="--", markerfacecolor="none",
+                              label="test WER (hollow, dashed)"))
+    ax.legend(handles=handles, fontsize=8)
     return fig
 
 

@@ -2,7 +2,9 @@
 
 A sweep is any ``asr-train -m`` multirun directory: one folder per job, each with
 ``config.resolved.yaml`` (the job's settings) and, once training has finished,
-``train_summary.json`` (parameters, minutes, best dev WER). A test WER is read from an
+``train_summary.json`` (parameters, minutes, best dev WER). A job stopped before its last
+epoch is listed as unfinished with what its ``train_log.jsonl`` reached (epochs, best dev WER
+so far), never ranked with the finished ones. A test WER is read from an
 ``asr-evaluate`` ``summary.json`` in the job folder or one folder below it (e.g.
 ``hydra.run.dir=<job>/eval_test``); with several, the one whose manifest path mentions
 ``test`` wins.
@@ -50,6 +52,7 @@ class SweepJob:
     best_epoch: int | None = None
     dev_wer: float | None = None
     test_wer: float | None = None
+    planned_epochs: int | None = None  # trainer.max_epochs of the job's config
 
     @property
     def finished(self) -> bool:
@@ -92,18 +95,21 @@ def _test_wer(job_dir: Path) -> float | None:
 
 
 def read_job(job_dir: Path, root: Path) -> SweepJob:
-    """One job from its ``config.resolved.yaml`` and, if present, ``train_summary.json``."""
+    """One job from its ``config.resolved.yaml`` and ``train_summary.json`` (or, unfinished, ``train_log.jsonl``)."""
     cfg_path = job_dir / "config.resolved.yaml"
     try:
-        model = (yaml.safe_load(cfg_path.read_text()) or {}).get("model") or {}
+        cfg = yaml.safe_load(cfg_path.read_text()) or {}
+        model = cfg.get("model") or {}
         size = {k: model[k] for k in ("rnn_type", "bidirectional", "num_layers", "hidden_size")}
+        planned = (cfg.get("trainer") or {}).get("max_epochs")
     except (OSError, yaml.YAMLError, AttributeError, KeyError) as err:
         raise ValueError(f"{cfg_path}: not a resolved training config with model.rnn_type, model.bidirectional, "
                          f"model.num_layers and model.hidden_size ({type(err).__name__}: {err})") from None
-    job = SweepJob(job=job_dir.relative_to(root).as_posix() or ".", **size)
+    job = SweepJob(job=job_dir.relative_to(root).as_posix() or ".", **size,
+                   planned_epochs=planned if isinstance(planned, int) else None)
     summary_path = job_dir / "train_summary.json"
     if not summary_path.is_file():
-        return job
+        return _progress(job, job_dir)
     s = _read_json(summary_path)
     try:
         done = {"parameters": int(s["parameters"]), "train_minutes": _finite(s.get("train_minutes")),
@@ -111,6 +117,22 @@ def read_job(job_dir: Path, root: Path) -> SweepJob:
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{summary_path}: no usable parameter count ({type(err).__name__}: {err})") from None
     return SweepJob(**{**asdict(job), **done, "test_wer": _test_wer(job_dir)})
+
+
+def _progress(job: SweepJob, job_dir: Path) -> SweepJob:
+    """An unfinished job with the epochs its ``train_log.jsonl`` records and the best dev WER among them."""
+    log_path = job_dir / "train_log.jsonl"
+    if not log_path.is_file():
+        return job
+    try:
+        entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+        epochs = max((int(e["epoch"]) for e in entries), default=None)
+        scored = [(w, int(e["epoch"])) for e in entries if (w := _finite(e.get("dev_wer"))) is not None]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{log_path}: not a training log ({type(err).__name__}: {err})") from None
+    dev, best_epoch = min(scored) if scored else (None, None)
+    return SweepJob(**{**asdict(job), "epochs": epochs, "best_epoch": best_epoch, "dev_wer": dev,
+                       "test_wer": _test_wer(job_dir)})
 
 
 def collect_sweep(root: str | os.PathLike) -> list[SweepJob]:
@@ -141,15 +163,18 @@ def _pct(x: float | None) -> str:
 def markdown_table(jobs: list[SweepJob]) -> str:
     """A markdown table of the sweep; the best dev WER is bold, and the test column appears when any job has one."""
     with_test = any(j.test_wer is not None for j in jobs)
-    best = min((j.dev_wer for j in jobs if j.dev_wer is not None), default=None)
+    best = min((j.dev_wer for j in jobs if j.finished and j.dev_wer is not None), default=None)
     head = ["job", "rnn", "layers", "hidden", "parameters", "train min", "epochs (best)", "dev WER"]
     head += ["test WER"] if with_test else []
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     for j in jobs:
         rnn = ("B" if j.bidirectional else "") + j.rnn_type.upper()
-        if not j.finished:
-            cells = [j.job, rnn, str(j.num_layers), str(j.hidden_size), "–", "–", "not finished", "–"]
-            cells += ["–"] if with_test else []
+        if not j.finished:  # what it reached before it stopped, never bold
+            reached = "not finished" if j.epochs is None else \
+                f"stopped at {j.epochs}" + (f" of {j.planned_epochs}" if j.planned_epochs else "") + \
+                (f" ({j.best_epoch})" if j.best_epoch is not None else "")
+            cells = [j.job, rnn, str(j.num_layers), str(j.hidden_size), "–", "–", reached, _pct(j.dev_wer)]
+            cells += [_pct(j.test_wer)] if with_test else []
         else:
             dev = _pct(j.dev_wer)
             cells = [j.job, rnn, str(j.num_layers), str(j.hidden_size), f"{j.parameters / 1e6:.2f} M",
@@ -171,6 +196,17 @@ def csv_table(jobs: list[SweepJob]) -> str:
     return buf.getvalue()
 
 
+def _line_groups(jobs: list[SweepJob]) -> list[str]:
+    """Which points one line joins: same cell and depth across widths, or, for a cell swept at one
+    width only, that width across depths (so a GRU run at 256 units and 2-5 layers is one line)."""
+    kind = lambda j: ("B" if j.bidirectional else "") + j.rnn_type.upper()  # noqa: E731
+    several_kinds = len({kind(j) for j in jobs}) > 1
+    widths = {k: {j.hidden_size for j in jobs if kind(j) == k} for k in {kind(j) for j in jobs}}
+    return [(f"{kind(j)} " if several_kinds else "")
+            + (f"{j.num_layers} layers" if len(widths[kind(j)]) > 1 else f"{j.hidden_size} units, by depth")
+            for j in jobs]
+
+
 def write_sweep(jobs: list[SweepJob], out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``sweep_table.md``, ``sweep_table.csv`` and ``wer_vs_params.png`` for collected jobs.
 
@@ -183,10 +219,9 @@ def write_sweep(jobs: list[SweepJob], out_dir: str | os.PathLike) -> dict[str, P
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(written["markdown"], markdown_table(jobs))
     atomic_write_text(written["csv"], csv_table(jobs))
-    scored = [j for j in jobs if j.dev_wer is not None]
+    scored = [j for j in jobs if j.finished and j.dev_wer is not None]
     if scored:
-        several_kinds = len({(j.rnn_type, j.bidirectional) for j in scored}) > 1
-        groups = [(f"{j.rnn_type.upper()} " if several_kinds else "") + f"{j.num_layers} layers" for j in scored]
+        groups = _line_groups(scored)
         fig = wer_vs_params_figure([j.parameters for j in scored], [j.dev_wer for j in scored],
                                    [j.label for j in scored], groups, [j.test_wer for j in scored])
         written["figure"] = save_figure(fig, out / "wer_vs_params.png")

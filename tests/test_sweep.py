@@ -120,3 +120,25 @@ def test_a_real_training_run_is_read(tone_corpus, tmp_path):
     expected = num_parameters(build_recognizer(s.features, 5, **vars(s.model)))  # blank, space, a, b, c
     assert (row.rnn_type, row.num_layers, row.hidden_size, row.parameters) == ("gru", 1, 8, expected)
     assert row.dev_wer == result["best_dev_wer"] and row.train_minutes == pytest.approx(result["train_minutes"])
+
+
+def test_a_stopped_job_shows_how_far_it_got_and_is_never_ranked(tmp_path):
+    root = tmp_path / "multirun"
+    fake_job(root, "0", layers=2, hidden=128, summary=summary(1_200_000, 0.30))
+    stopped = fake_job(root, "1", layers=5, hidden=256, evals={"eval_test": {"wer": 0.08, "manifest": "test.jsonl"}})
+    cfg = yaml.safe_load((stopped / "config.resolved.yaml").read_text())
+    (stopped / "config.resolved.yaml").write_text(yaml.safe_dump({**cfg, "trainer": {"max_epochs": 70}}))
+    log = [{"epoch": 1, "dev_wer": 1.0}, {"epoch": 2, "dev_wer": 0.12}, {"epoch": 3, "dev_wer": 0.2},
+           {"epoch": 4}]  # the last epoch was not scored (trainer.eval_every_epochs)
+    (stopped / "train_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
+    jobs = collect_sweep(root)
+    j = jobs[1]
+    assert (j.finished, j.epochs, j.planned_epochs, j.best_epoch, j.dev_wer, j.test_wer) == \
+        (False, 4, 70, 2, 0.12, 0.08)
+    lines = markdown_table(jobs).splitlines()
+    # 12 % beats the finished job's 30 %, but a stopped job is not bolded as the best
+    assert lines[2] == "| 0 | BLSTM | 2 | 128 | 1.20 M | 10.0 | 35 (30) | **30.00 %** | – |"
+    assert lines[3] == "| 1 | BLSTM | 5 | 256 | – | – | stopped at 4 of 70 (2) | 12.00 % | 8.00 % |"
+    (stopped / "train_log.jsonl").write_text("{not json\n")
+    with pytest.raises(ValueError, match="1/train_log.jsonl: not a training log"):
+        collect_sweep(root)
