@@ -67,3 +67,30 @@ def test_an4_recipe_tiny_run_from_shared_copy(tmp_path):
     assert f"decoder.lm_weight={lm['decoder_settings']['lm_weight']:g}" in best["overrides"]
     assert json.loads((exp / "eval_test_beam" / "summary.json").read_text())["decoder"] == "beam"
     assert sorted(p.name for p in (exp / ".done").iterdir())[-3:] == ["5.lm", "6.tune_lm", "7.decode"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not AN4.is_dir(), reason=f"AN4 not found at {AN4} (set ASR_AN4_DIR)")
+def test_an4_size_sweep_runs_jobs_side_by_side_scores_test_and_skips_finished_ones(tmp_path):
+    exp = tmp_path / "exp"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    sweep = ["bash", str(ROOT / "recipes" / "an4" / "size_sweep.sh"), "--exp", str(exp)]
+    r = subprocess.run(sweep, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and f"{exp} does not exist: run recipes/an4/run.sh --stop-stage 2" in r.stderr
+    exp.mkdir()
+    r = subprocess.run(sweep, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and f"{exp.resolve()}/data/train.jsonl is missing" in r.stderr  # stages 1-2 first
+    r = run_recipe("an4", "--data-dir", str(AN4), "--exp", str(exp), "--stop-stage", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    tiny = ["--jobs", "2", "--sizes", "16", "--layers", "1,2", "trainer.max_epochs=1", "trainer.tensorboard=false",
+            "data.max_duration_s=1.5"]
+    r = subprocess.run([*sweep, *tiny], capture_output=True, text=True, env=env, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    rows = [line for line in (exp / "size" / "sweep_table.md").read_text().splitlines() if line.startswith("| lstm")]
+    assert [row.split(" | ")[0] for row in rows] == ["| lstm_1x16", "| lstm_2x16"]
+    for job in ("lstm_1x16", "lstm_2x16"):
+        summary = json.loads((exp / "size" / job / "eval_test" / "summary.json").read_text())
+        assert summary["utterances"] == 130
+        assert json.loads((exp / "size" / job / "train_summary.json").read_text())["epochs"] == 1
+    r = subprocess.run([*sweep, *tiny], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and r.stdout.count("done already") == 2

@@ -34,6 +34,7 @@ while [ $# -gt 0 ]; do
     *) overrides+=("$1"); shift ;;
   esac
 done
+[ -d "$exp" ] || { echo "error: $exp does not exist: run recipes/an4/run.sh --stop-stage 2 --exp $exp first" >&2; exit 2; }
 exp="$(cd "$exp" && pwd)"
 for f in data/train.jsonl data/dev.jsonl data/test.jsonl lang/vocab.json lang/stats.pt; do
   [ -f "$exp/$f" ] || { echo "error: $exp/$f is missing: run recipes/an4/run.sh --stop-stage 2 --exp $exp first" >&2; exit 2; }
@@ -46,24 +47,26 @@ threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))
 
 # the recipe's training settings (recipes/an4/run.sh), the model size left to the grid
 export SWEEP_EXP="$exp" SWEEP_THREADS="$threads"
-export SWEEP_OVERRIDES="${overrides[*]:-}"
+SWEEP_OVERRIDES=""
+[ ${#overrides[@]} -eq 0 ] || printf -v SWEEP_OVERRIDES '%q ' "${overrides[@]}"  # quoted: values may hold spaces
+export SWEEP_OVERRIDES
 run_job() {  # run_job RNN LAYERS HIDDEN
   local rnn="$1" nl="$2" hs="$3"
   local job="$sweep_dir/${rnn}_${nl}x${hs}" e="$SWEEP_EXP"
   if [ -f "$job/train_summary.json" ] && [ -f "$job/eval_test/summary.json" ]; then
     echo "$(date +%H:%M:%S) ${rnn} ${nl}x${hs}: done already"; return 0
   fi
-  local resume=false
+  local resume=false extra
+  eval "extra=($SWEEP_OVERRIDES)"
   [ -f "$job/checkpoints/last.pt" ] && [ ! -f "$job/train_summary.json" ] && resume=true
   echo "$(date +%H:%M:%S) ${rnn} ${nl}x${hs}: training (resume=$resume)"
-  # shellcheck disable=SC2086  # SWEEP_OVERRIDES is a list of Hydra overrides
   if ! { [ -f "$job/train_summary.json" ] || asr-train data=an4 "data.train_manifest=$e/data/train.jsonl" \
         "data.dev_manifest=$e/data/dev.jsonl" "data.test_manifest=$e/data/test.jsonl" \
         "data.vocab=$e/lang/vocab.json" "data.stats=$e/lang/stats.pt" data.max_batch_duration_s=60 \
         model.dropout=0.2 augment.speed_perturb=true trainer.max_epochs=70 \
         "model.rnn_type=$rnn" "model.num_layers=$nl" "model.hidden_size=$hs" \
         "trainer.threads=$SWEEP_THREADS" trainer.progress=false "trainer.resume=$resume" \
-        $SWEEP_OVERRIDES "hydra.run.dir=$job" >"$job.log" 2>&1; }; then
+        "${extra[@]}" "hydra.run.dir=$job" >"$job.log" 2>&1; }; then
     echo "$(date +%H:%M:%S) ${rnn} ${nl}x${hs}: training FAILED, see $job.log" >&2; return 1
   fi
   if ! asr-evaluate "model=$job/model.pt" "data.manifest=$e/data/test.jsonl" "hydra.run.dir=$job/eval_test" \
