@@ -121,15 +121,14 @@ def read_job(job_dir: Path, root: Path) -> SweepJob:
 
 def _progress(job: SweepJob, job_dir: Path) -> SweepJob:
     """An unfinished job with the epochs its ``train_log.jsonl`` records and the best dev WER among them."""
+    from asr.plots import read_train_log  # the one reader of training logs (asr-plot's); matplotlib only here
+
     log_path = job_dir / "train_log.jsonl"
     if not log_path.is_file():
         return job
-    try:
-        entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-        epochs = max((int(e["epoch"]) for e in entries), default=None)
-        scored = [(w, int(e["epoch"])) for e in entries if (w := _finite(e.get("dev_wer"))) is not None]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{log_path}: not a training log ({type(err).__name__}: {err})") from None
+    entries = read_train_log(log_path)  # ValueError naming the file and line of a malformed entry
+    epochs = max(int(e["epoch"]) for e in entries)
+    scored = [(w, int(e["epoch"])) for e in entries if (w := _finite(e.get("dev_wer"))) is not None]
     dev, best_epoch = min(scored) if scored else (None, None)
     return SweepJob(**{**asdict(job), "epochs": epochs, "best_epoch": best_epoch, "dev_wer": dev,
                        "test_wer": _test_wer(job_dir)})

@@ -130,6 +130,7 @@ def test_a_stopped_job_shows_how_far_it_got_and_is_never_ranked(tmp_path):
     (stopped / "config.resolved.yaml").write_text(yaml.safe_dump({**cfg, "trainer": {"max_epochs": 70}}))
     log = [{"epoch": 1, "dev_wer": 1.0}, {"epoch": 2, "dev_wer": 0.12}, {"epoch": 3, "dev_wer": 0.2},
            {"epoch": 4}]  # the last epoch was not scored (trainer.eval_every_epochs)
+    log = [{**e, "train_loss": 1.0, "lr": 1e-3} for e in log]  # what asr-train writes in every entry
     (stopped / "train_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
     jobs = collect_sweep(root)
     j = jobs[1]
@@ -140,5 +141,5 @@ def test_a_stopped_job_shows_how_far_it_got_and_is_never_ranked(tmp_path):
     assert lines[2] == "| 0 | BLSTM | 2 | 128 | 1.20 M | 10.0 | 35 (30) | **30.00 %** | – |"
     assert lines[3] == "| 1 | BLSTM | 5 | 256 | – | – | stopped at 4 of 70 (2) | 12.00 % | 8.00 % |"
     (stopped / "train_log.jsonl").write_text("{not json\n")
-    with pytest.raises(ValueError, match="1/train_log.jsonl: not a training log"):
+    with pytest.raises(ValueError, match="1/train_log.jsonl:1: not valid JSON"):
         collect_sweep(root)
