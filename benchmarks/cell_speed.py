@@ -32,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     _, tok, _, batches = real_batches(a.manifest, a.max_batch_duration, a.steps + 1)
     warm, timed = batches[0], batches[1:]
-    audio_s = [float(b.wave_lens.sum()) / 16000 for b in timed]
+    audio_s = [b.audio_seconds for b in timed]
     out = {"threads": a.threads, "steps": a.steps, "batch_audio_s": round(statistics.median(audio_s), 1), "sizes": {}}
     for size in a.sizes.split(","):
         layers, hidden = (int(x) for x in size.lower().split("x"))
