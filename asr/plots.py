@@ -264,7 +264,7 @@ def wer_vs_params_figure(parameters: Sequence[int], dev_wer: Sequence[float], la
         ax.set_ylabel("WER (%)")
     ax.set_title("word error rate against model size")
     ax.grid(True, which="both", alpha=0.3)
-    handles, names = ax.get_legend_handles_labels()
+    handles, _ = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], color="black", marker="o", label="dev WER (filled, solid)"))
     if any(w is not None for w in test_wer):
         handles.append(Line2D([], [], color="black", marker="s", linestyle="--", markerfacecolor="none",
