@@ -45,10 +45,11 @@ mkdir -p "$sweep"
 cores=$(nproc)
 threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))
 
-# the recipe's training settings (recipes/an4/run.sh), the model size left to the grid
+# the recipe's training settings (recipes/an4/settings.sh), then the command line's overrides; the
+# model size is left to the grid. Quoted, as the exported function cannot take an array: values may hold spaces
+source "$here/settings.sh"
 export SWEEP_EXP="$exp" SWEEP_THREADS="$threads"
-SWEEP_OVERRIDES=""
-[ ${#overrides[@]} -eq 0 ] || printf -v SWEEP_OVERRIDES '%q ' "${overrides[@]}"  # quoted: values may hold spaces
+printf -v SWEEP_OVERRIDES '%q ' "${an4_training[@]}" "${overrides[@]}"
 export SWEEP_OVERRIDES
 run_job() {  # run_job RNN LAYERS HIDDEN
   local rnn="$1" nl="$2" hs="$3"
@@ -62,8 +63,7 @@ run_job() {  # run_job RNN LAYERS HIDDEN
   echo "$(date +%H:%M:%S) ${rnn} ${nl}x${hs}: training (resume=$resume)"
   if ! { [ -f "$job/train_summary.json" ] || asr-train data=an4 "data.train_manifest=$e/data/train.jsonl" \
         "data.dev_manifest=$e/data/dev.jsonl" "data.test_manifest=$e/data/test.jsonl" \
-        "data.vocab=$e/lang/vocab.json" "data.stats=$e/lang/stats.pt" data.max_batch_duration_s=60 \
-        model.dropout=0.2 augment.speed_perturb=true trainer.max_epochs=70 \
+        "data.vocab=$e/lang/vocab.json" "data.stats=$e/lang/stats.pt" \
         "model.rnn_type=$rnn" "model.num_layers=$nl" "model.hidden_size=$hs" \
         "trainer.threads=$SWEEP_THREADS" trainer.progress=false "trainer.resume=$resume" \
         "${extra[@]}" "hydra.run.dir=$job" >"$job.log" 2>&1; }; then
