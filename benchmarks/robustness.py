@@ -23,26 +23,30 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from asr.audio import AudioError
 from asr.channels import CONDITIONS, get_conditions
 from asr.checkpoint import load_model
-from asr.data import SpeechDataset
+from asr.data import SpeechDataset, collate, make_batches
 from asr.decoding import build_decoder
-from asr.evaluate import recognize, score
+from asr.evaluate import Hypothesis, score
 from asr.manifest import read_manifest
 from asr.runtime import setup_threads
 
 
-class FixedAudio(SpeechDataset):
-    """A dataset whose audio is given as arrays (one per utterance) instead of read from files."""
-
-    def __init__(self, utts, arrays, sample_rate_hz):
-        super().__init__(utts, None, sample_rate_hz)
-        self.arrays = arrays
-
-    def load(self, i):
-        return self.arrays[i]
+@torch.inference_mode()
+def decode_all(model, utts, arrays: list[np.ndarray], decoders: dict, max_batch_duration_s: float = 120.0) -> dict:
+    """``{decoder name: [Hypothesis per utterance]}``: the network runs once, every decoder searches its output."""
+    model.eval()
+    texts: dict[str, dict[str, str]] = {name: {} for name in decoders}
+    for idx in make_batches([u.duration_s for u in utts], max_batch_duration_s, shuffle=False):
+        batch = collate([{"utt_id": utts[i].utt_id, "samples": torch.from_numpy(arrays[i]), "ids": [],
+                          "duration_s": utts[i].duration_s} for i in idx])
+        log_probs, lengths = model(batch.waves, batch.wave_lens)
+        for name, decoder in decoders.items():
+            texts[name].update(zip(batch.utt_ids, decoder(log_probs, lengths)))
+    return {name: [Hypothesis(u.utt_id, t[u.utt_id]) for u in utts] for name, t in texts.items()}
 
 
 def degrade(condition, clean: list[np.ndarray], sample_rate_hz: int, seed: int) -> list[np.ndarray]:
@@ -125,20 +129,23 @@ def main() -> None:
         print(f"skipping {len(failed)} unreadable utterance(s): {failed}", file=sys.stderr)
     utts = kept
 
+    decoders = {}
+    for label, (_, tokenizer, _) in loaded.items():
+        decoders[label] = {"greedy": build_decoder("greedy", tokenizer.vocab)}
+        if args.lexicon:
+            w, s = settings.get(label, (args.lm_weight, args.word_score))
+            decoders[label]["lm"] = build_decoder("beam_lm", tokenizer.vocab, lexicon=args.lexicon, lm=args.lm,
+                                                  lm_weight=w, word_score=s, beam_size=args.beam_size)
     results: dict = {label: {} for label in models}
     seconds: dict = {}
     for cond in conditions:
         t0 = time.perf_counter()
-        dataset = FixedAudio(utts, degrade(cond, clean, sample_rate_hz, args.seed), sample_rate_hz)
-        for label, (model, tokenizer, _) in loaded.items():
-            decoders = {"greedy": build_decoder("greedy", tokenizer.vocab)}
-            if args.lexicon:
-                w, s = settings.get(label, (args.lm_weight, args.word_score))
-                decoders["lm"] = build_decoder("beam_lm", tokenizer.vocab, lexicon=args.lexicon, lm=args.lm,
-                                               lm_weight=w, word_score=s, beam_size=args.beam_size)
+        degraded = degrade(cond, clean, sample_rate_hz, args.seed)
+        for label, (model, _, _) in loaded.items():
+            hyps = decode_all(model, utts, degraded, decoders[label])
             results[label][cond.name] = {}
-            for name, decoder in decoders.items():
-                summary, _ = score(utts, recognize(model, tokenizer, utts, dataset=dataset, decoder=decoder))
+            for name, h in hyps.items():
+                summary, _ = score(utts, h)
                 results[label][cond.name][name] = {"wer": summary["wer"], "cer": summary["cer"],
                                                    "words": summary["words"]}
         seconds[cond.name] = round(time.perf_counter() - t0, 1)
