@@ -107,7 +107,7 @@ def clip(samples: np.ndarray, overdrive_db: float) -> np.ndarray:
 
 def babble(num_samples: int, others: Sequence[np.ndarray], talkers: int, rng: np.random.Generator) -> np.ndarray:
     """Unit-power babble: ``talkers`` of ``others`` (distinct, drawn by ``rng``), each looped from a random offset."""
-    usable = [o for o in others if len(o) and float(np.mean(o.astype(np.float64) ** 2)) > 0]
+    usable = [o for o in others if np.any(o)]  # non-silent; no float64 copy of every other utterance per call
     if len(usable) < talkers:
         raise ValueError(f"babble needs {talkers} other non-silent utterances, got {len(usable)}")
     mix = np.zeros(num_samples)
