@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +30,33 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (``os.umask`` is a set-and-return)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(path: Path) -> int:
+    """The permissions the new file gets: those of the file it replaces, else what ``open()`` would give."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open ``path`` for writing so that it appears complete or not at all.
+
+    The file ends up with the permissions of the file it replaces, or, for a new file, those
+    a plain ``open(path, "w")`` would give under the current umask (not ``mkstemp``'s 0600).
 
     Example:
         >>> with atomic_open("out.txt") as f:  # doctest: +SKIP
@@ -46,6 +71,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
+            os.fchmod(f.fileno(), _final_mode(path))
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
