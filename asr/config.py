@@ -170,6 +170,7 @@ GROUPS: dict[str, type] = {
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.rnn_type": ("lstm", "gru"),
+    "features.cmn": ("none", "utterance"),
     "optim.name": ("adamw", "adam", "sgd"),
     "optim.schedule": ("cosine", "exponential", "constant"),
     "decoder.name": ("greedy", "beam", "beam_lm", "beam_cuda"),

@@ -35,6 +35,10 @@ class FeatureConfig:
     deltas: int = 0  # 0: static only, 1: + deltas, 2: + delta-deltas
     stack: int = 3  # frames concatenated per output frame
     subsample: int = 3  # keep every 3rd stacked frame: 10 ms → 30 ms, 3x fewer LSTM steps
+    # "utterance": subtract each utterance's mean MFCC (over its own frames) before the global
+    # normalisation. A gain or a fixed microphone/channel response adds a constant to every
+    # frame's cepstrum, so this cancels them; "none" keeps absolute levels.
+    cmn: str = "none"
 
     def __post_init__(self):
         checks = {
@@ -49,12 +53,14 @@ class FeatureConfig:
             "deltas": self.deltas in (0, 1, 2),
             "stack": self.stack >= 1,
             "subsample": 1 <= self.subsample <= self.stack,
+            "cmn": self.cmn in ("none", "utterance"),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid feature settings: {', '.join(f'features.{k}={getattr(self, k)!r}' for k in bad)}"
                              " (need 0 < n_mfcc <= n_mels, hop <= window, n_fft >= window samples, "
-                             "f_min < f_max <= sample_rate/2, deltas in 0..2, 1 <= subsample <= stack)")
+                             "f_min < f_max <= sample_rate/2, deltas in 0..2, 1 <= subsample <= stack, "
+                             "cmn none or utterance)")
 
     @property
     def win_length(self) -> int:
@@ -89,6 +95,17 @@ class FeatureConfig:
 def num_frames(num_samples: torch.Tensor, win_length: int, hop_length: int) -> torch.Tensor:
     """Frames of a snip-edges framing: ``1 + (S - win) // hop`` (0 when shorter than a window)."""
     return torch.where(num_samples >= win_length, 1 + (num_samples - win_length) // hop_length, 0)
+
+
+def subtract_utterance_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Cepstral mean normalisation: each utterance minus the mean of its own ``lengths`` frames.
+
+    Padding frames neither count towards the mean nor depend on the batch, so an utterance
+    gets the same features alone or padded in any batch. ``x``: ``(B, T, F)``; ``lengths``: ``(B,)``, each ≥ 1.
+    """
+    valid = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).unsqueeze(-1)  # (B, T, 1)
+    mean = torch.where(valid, x, 0.0).sum(1, keepdim=True) / lengths.clamp(min=1)[:, None, None].to(x.dtype)
+    return x - mean
 
 
 def replicate_past_end(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -185,6 +202,8 @@ class FeatureExtractor(nn.Module):
         logmel = 10.0 * torch.log10(mel.clamp(min=1e-10))
         feats = torch.matmul(logmel.transpose(1, 2), self.dct)  # (B, T, n_mels) @ (n_mels, n_mfcc)
         lens = num_frames(wave_lens, c.fft_length, c.hop_length).clamp(min=1)
+        if c.cmn == "utterance":
+            feats = subtract_utterance_mean(feats, lens)
         if c.deltas:
             feats = add_deltas(feats, lens, c.deltas)
         return feats, lens

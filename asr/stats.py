@@ -77,7 +77,7 @@ def load_stats(path: str | os.PathLike, config: FeatureConfig) -> dict:
     saved = from_dict(FeatureConfig, stats.get("features"), "stats.features")
     # settings after normalisation (stacking) do not change the statistics
     differ = [k for k in ("sample_rate_hz", "n_mfcc", "n_mels", "win_length_ms", "hop_length_ms", "n_fft",
-                          "f_min_hz", "f_max_hz", "deltas") if getattr(saved, k) != getattr(config, k)]
+                          "f_min_hz", "f_max_hz", "deltas", "cmn") if getattr(saved, k) != getattr(config, k)]
     if differ:
         what = ", ".join(f"features.{k}: {getattr(saved, k)} there, {getattr(config, k)} here" for k in differ)
         raise ConfigError(f"data.stats: {path} was computed with other feature settings ({what}); "

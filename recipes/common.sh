@@ -19,6 +19,15 @@ parse_args() {
   done
 }
 
+# feature_overrides: the overrides that change the front end (features=..., features.x=..., +features.x=...),
+# which the statistics stage must see too, or training refuses its stats.pt
+feature_overrides() {
+  local o
+  for o in "${overrides[@]}"; do
+    case "$o" in features=*|features.*|+features.*|++features.*) printf '%s\n' "$o" ;; esac
+  done
+}
+
 # run_stage N NAME: true when stage N is selected and not already done; done-markers live in $exp/.done/
 run_stage() {
   local n="$1" name="$2"

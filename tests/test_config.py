@@ -50,6 +50,7 @@ def test_unknown_key_fails_naming_it():
     ("model.hidden_size=abc", "model.hidden_size"),
     ("features.hop_length_ms=40", "features.hop_length_ms"),
     ("model.rnn_type=tcn", "model.rnn_type"),
+    ("features.cmn=speaker", "features.cmn"),
     ("optim.lr=0", "optim.lr"),
     ("model.dropout=1.5", "model.dropout"),
     ("data.max_duration_s=500", "data.max_duration_s"),

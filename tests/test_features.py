@@ -21,9 +21,11 @@ def test_one_second_at_16k_gives_98_frames_then_33_after_stacking():
     assert output_frames_for_duration(FeatureConfig(), 1.0) == 33
 
 
-@pytest.mark.parametrize("deltas,stack,subsample", [(0, 3, 3), (2, 3, 3), (1, 4, 2), (0, 1, 1)])
-def test_features_of_padded_batch_equal_per_item(deltas, stack, subsample):
-    fe = FeatureExtractor(FeatureConfig(deltas=deltas, stack=stack, subsample=subsample))
+@pytest.mark.parametrize("deltas,stack,subsample,cmn", [(0, 3, 3, "none"), (2, 3, 3, "none"), (1, 4, 2, "none"),
+                                                        (0, 1, 1, "none"), (0, 3, 3, "utterance"),
+                                                        (2, 3, 3, "utterance")])
+def test_features_of_padded_batch_equal_per_item(deltas, stack, subsample, cmn):
+    fe = FeatureExtractor(FeatureConfig(deltas=deltas, stack=stack, subsample=subsample, cmn=cmn))
     torch.manual_seed(0)
     lens = torch.tensor([16000, 11999, 4321])
     waves = torch.randn(3, 16000)
@@ -32,6 +34,27 @@ def test_features_of_padded_batch_equal_per_item(deltas, stack, subsample):
         one, one_len = fe(waves[i:i + 1, : lens[i]], lens[i:i + 1])
         assert one_len.item() == flens[i].item()
         torch.testing.assert_close(one[0], feats[i, : flens[i]], rtol=0, atol=1e-5)
+
+
+def test_utterance_cmn_cancels_gain_that_shifts_c0_without_it():
+    torch.manual_seed(3)
+    wave = torch.randn(1, 16000) * torch.linspace(0.02, 0.3, 16000)  # a level that moves across the utterance
+    quiet = wave * 0.1  # 20 dB down: +(-20 dB) on every log-mel band, all of it in c0 after the DCT
+    lens = torch.tensor([16000])
+    plain = FeatureExtractor(FeatureConfig(cmn="none"))
+    shift = plain.mfcc(quiet, lens)[0] - plain.mfcc(wave, lens)[0]
+    torch.testing.assert_close(shift[..., 0], torch.full_like(shift[..., 0], -20.0 * 40 ** 0.5), rtol=0, atol=1e-2)
+    torch.testing.assert_close(shift[..., 1:], torch.zeros_like(shift[..., 1:]), rtol=0, atol=1e-3)
+    cmn = FeatureExtractor(FeatureConfig(cmn="utterance"))
+    loud_f, quiet_f = cmn.mfcc(wave, lens)[0], cmn.mfcc(quiet, lens)[0]
+    torch.testing.assert_close(quiet_f, loud_f, rtol=0, atol=1e-2)
+    assert loud_f.mean(1).abs().max() < 1e-3  # each coefficient averages to zero over the utterance
+    assert loud_f[..., 0].std() > 1.0  # the level's movement within the utterance is kept
+
+
+def test_unknown_cmn_is_refused_with_the_key_and_choices():
+    with pytest.raises(ValueError, match="features.cmn='speaker'.*cmn none or utterance"):
+        FeatureConfig(cmn="speaker")
 
 
 def test_stack_frames_layout():

@@ -86,3 +86,25 @@ def test_projection_layer_sizes_exactness_and_parameter_count():
     torch.testing.assert_close(one[0], log_probs[1, : out_lens[1]], rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="proj_size=12 needs an LSTM"):
         AcousticModel(10, 5, hidden_size=32, rnn_type="gru", proj_size=12)
+
+
+def test_model_file_keeps_cmn_and_files_from_before_it_load_without_it(tmp_path):
+    from asr.checkpoint import load_model, model_bundle, save_model
+    from asr.config import ModelConfig
+
+    torch.manual_seed(0)
+    vocab = ["<blank>", " ", "a", "b"]
+    cfg = ModelConfig(hidden_size=8, num_layers=1, dropout=0.0)
+    model = build_recognizer(FeatureConfig(cmn="utterance"), len(vocab), **vars(cfg))
+    bundle = model_bundle(model, vocab, cfg)
+    save_model(tmp_path / "cmn.pt", bundle)
+    loaded, _, _ = load_model(tmp_path / "cmn.pt")
+    assert loaded.features.config.cmn == "utterance"
+    wave = torch.randn(1, 8000)
+    quiet_out, _ = loaded(wave * 0.1, torch.tensor([8000]))
+    loud_out, _ = loaded(wave, torch.tensor([8000]))
+    torch.testing.assert_close(quiet_out, loud_out, rtol=0, atol=1e-3)  # the whole model ignores the gain
+
+    del bundle["features"]["cmn"]  # as written before the option existed
+    save_model(tmp_path / "old.pt", bundle)
+    assert load_model(tmp_path / "old.pt")[0].features.config.cmn == "none"

@@ -47,7 +47,8 @@ if run_stage 1 prepare; then
 fi
 
 if run_stage 2 stats; then
-  asr-stats data=an4 "data.train_manifest=$data/train.jsonl" "output_dir=$lang"
+  mapfile -t feats < <(feature_overrides)
+  asr-stats data=an4 "data.train_manifest=$data/train.jsonl" "output_dir=$lang" "${feats[@]}"
   mark_done 2 stats
 fi
 

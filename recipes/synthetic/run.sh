@@ -34,7 +34,8 @@ if run_stage 0 synthesize; then
 fi
 
 if run_stage 1 stats; then
-  asr-stats data=synthetic "data.train_manifest=$data/train.jsonl" "output_dir=$lang"
+  mapfile -t feats < <(feature_overrides)
+  asr-stats data=synthetic "data.train_manifest=$data/train.jsonl" "output_dir=$lang" "${feats[@]}"
   mark_done 1 stats
 fi
 
