@@ -27,47 +27,10 @@ import numpy as np
 import torch
 import torchaudio
 
-from asr.augment import add_noise, change_volume, colored_noise
+from asr.augment import add_noise, change_volume, colored_noise, match_power, reverberate, room_impulse_response
 
-
-def room_impulse_response(rt60_s: float, sample_rate_hz: int, rng: np.random.Generator, *,
-                          direct_to_reverb_db: float = 0.0, predelay_s: float = 0.0025) -> np.ndarray:
-    """A synthetic room impulse response: a unit direct path, then a noise tail decaying 60 dB in ``rt60_s``.
-
-    The tail starts ``predelay_s`` after the direct path, lasts ``1.2 * rt60_s`` and holds
-    ``direct_to_reverb_db`` dB less energy than the direct path (0 dB: as much; a far-field
-    microphone in a lively room).
-
-    Example:
-        >>> h = room_impulse_response(0.5, 16000, np.random.default_rng(0))
-        >>> float(h[0]), len(h)
-        (1.0, 9640)
-    """
-    if rt60_s <= 0:
-        raise ValueError(f"RT60 must be > 0 s, got {rt60_s}")
-    start = int(round(predelay_s * sample_rate_hz))
-    n = int(round(1.2 * rt60_s * sample_rate_hz))
-    t = np.arange(n) / sample_rate_hz
-    tail = rng.standard_normal(n) * np.exp(-3.0 * math.log(10.0) * t / rt60_s)  # amplitude: -60 dB at rt60
-    tail *= math.sqrt(10 ** (-direct_to_reverb_db / 10) / float(np.sum(tail ** 2)))
-    h = np.zeros(start + n)
-    h[0] = 1.0
-    h[start:] += tail
-    return h
-
-
-def _same_power(samples: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """``samples`` scaled to the mean power of ``like`` (a channel changes the sound, not the level)."""
-    p, q = float(np.mean(samples.astype(np.float64) ** 2)), float(np.mean(like.astype(np.float64) ** 2))
-    return (samples * math.sqrt(q / p) if p > 0 else samples).astype(np.float32)
-
-
-def reverberate(samples: np.ndarray, rt60_s: float, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
-    """Convolve with :func:`room_impulse_response`; same length and power as the input (the tail is cut)."""
-    h = torch.from_numpy(room_impulse_response(rt60_s, sample_rate_hz, rng).astype(np.float32))
-    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    wet = torchaudio.functional.fftconvolve(x, h)[: len(samples)].numpy()
-    return _same_power(wet, samples)
+__all__ = ["CONDITIONS", "Condition", "babble", "clip", "get_conditions", "reverberate",
+           "room_impulse_response", "telephone"]
 
 
 # A steep resampling filter (librosa's "kaiser_best"): the default one lets images of the
@@ -93,7 +56,7 @@ def telephone(samples: np.ndarray, sample_rate_hz: int, *, band_hz: tuple[float,
     out = np.zeros(len(samples), dtype=np.float32)
     n = min(len(out), len(x))
     out[:n] = x[:n].numpy()
-    return _same_power(out, samples)
+    return match_power(out, samples)
 
 
 def clip(samples: np.ndarray, overdrive_db: float) -> np.ndarray:
@@ -102,7 +65,7 @@ def clip(samples: np.ndarray, overdrive_db: float) -> np.ndarray:
     if peak == 0:
         return samples
     limit = peak * 10 ** (-overdrive_db / 20)
-    return _same_power(np.clip(samples, -limit, limit), samples)
+    return match_power(np.clip(samples, -limit, limit), samples)
 
 
 def babble(num_samples: int, others: Sequence[np.ndarray], talkers: int, rng: np.random.Generator) -> np.ndarray:

@@ -100,14 +100,20 @@ class AugmentConfig:
     noise_snr_db: tuple[float, float] = (10.0, 30.0)  # SNR drawn uniformly in this range
     volume: bool = False
     volume_gain_db: tuple[float, float] = (-10.0, 6.0)  # gain drawn uniformly in this range
+    reverb: bool = False
+    reverb_prob: float = 0.3  # share of utterances played in a synthetic room
+    reverb_rt60_s: tuple[float, float] = (0.2, 0.8)  # RT60 drawn uniformly in this range
+    reverb_drr_db: tuple[float, float] = (0.0, 10.0)  # direct-to-reverberant ratio drawn in this range
 
-    def wave_augment(self):
+    def wave_augment(self, sample_rate_hz: int = 16000):
         """The waveform part as an :class:`asr.augment.WaveAugment` (inactive when all parts are off)."""
         from asr.augment import WaveAugment
 
         return WaveAugment(speeds=self.speeds if self.speed_perturb else (),
                            noise_prob=self.noise_prob if self.noise else 0.0, noise_snr_db=self.noise_snr_db,
-                           volume_gain_db=self.volume_gain_db if self.volume else None)
+                           volume_gain_db=self.volume_gain_db if self.volume else None,
+                           reverb_prob=self.reverb_prob if self.reverb else 0.0, reverb_rt60_s=self.reverb_rt60_s,
+                           reverb_drr_db=self.reverb_drr_db, sample_rate_hz=sample_rate_hz)
 
 
 @dataclass(frozen=True)
@@ -370,13 +376,16 @@ class Settings:
             raise ConfigError(f"model.proj_size ({s.model.proj_size}) must be smaller than model.hidden_size "
                               f"({s.model.hidden_size})")
         a = s.augment
-        for key in ("noise_snr_db", "volume_gain_db"):
+        for key in ("noise_snr_db", "volume_gain_db", "reverb_rt60_s", "reverb_drr_db"):
             low, high = getattr(a, key)
             if low > high:
                 raise ConfigError(f"augment.{key}: range [{low}, {high}] has its low end above its high end")
-        if not a.speeds or any(v <= 0 for v in a.speeds) or not 0 <= a.noise_prob <= 1:
-            raise ConfigError(f"augment.speeds must be positive factors (got {list(a.speeds)}) and augment.noise_prob "
-                              f"in [0, 1] (got {a.noise_prob})")
+        if a.reverb_rt60_s[0] <= 0:
+            raise ConfigError(f"augment.reverb_rt60_s: RT60 must be > 0 s, got {list(a.reverb_rt60_s)}")
+        for key in ("noise_prob", "reverb_prob"):
+            check_interval(getattr(a, key), f"augment.{key}", 0, 1, high_open=False)
+        if not a.speeds or any(v <= 0 for v in a.speeds):
+            raise ConfigError(f"augment.speeds must be positive factors, got {list(a.speeds)}")
         if s.trainer.average_last < 0 or s.trainer.average_last > max(1, s.trainer.keep_checkpoints):
             raise ConfigError(f"trainer.average_last ({s.trainer.average_last}) must be in 0..trainer.keep_checkpoints "
                               f"({s.trainer.keep_checkpoints}): only kept epoch checkpoints can be averaged")

@@ -100,7 +100,7 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
              len(train_utts), total_hours(train_utts), len(dev_utts), len(tokenizer))
     sr = s.features.sample_rate_hz
     feasible = lambda n, ids: frames(n / sr) >= ctc_min_frames(ids)  # noqa: E731 - after speed perturbation
-    dataset = SpeechDataset(train_utts, tokenizer, sr, augment=s.augment.wave_augment(), seed=s.trainer.seed,
+    dataset = SpeechDataset(train_utts, tokenizer, sr, augment=s.augment.wave_augment(sr), seed=s.trainer.seed,
                             feasible=feasible)
     if s.data.preload:
         t0 = time.perf_counter()

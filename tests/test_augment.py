@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from asr.augment import WaveAugment, add_noise, change_volume, colored_noise, speed_perturb, utterance_rng
+from asr.augment import (
+    WaveAugment,
+    add_noise,
+    change_volume,
+    colored_noise,
+    speed_perturb,
+    utterance_rng,
+)
 from asr.config import AugmentConfig, ConfigError, Settings
 from asr.data import DurationBatchSampler, SpeechDataset, collate
 from asr.manifest import read_manifest
@@ -58,6 +65,28 @@ def test_volume_gain_in_db():
     x = sine(0.5)
     y = change_volume(x, 6.0)
     assert abs(20 * np.log10(np.abs(y).max() / np.abs(x).max()) - 6.0) < 1e-4
+
+
+def test_reverb_adds_a_room_tail_of_the_drawn_length_keeping_length_and_power():
+    sr = 16000
+    x = np.zeros(sr, dtype=np.float32)
+    x[:800] = sine(0.05)[:800]  # a 50 ms burst, then silence
+    aug = WaveAugment(reverb_prob=1.0, reverb_rt60_s=(0.4, 0.4), reverb_drr_db=(0.0, 0.0), sample_rate_hz=sr)
+    y = aug(x, utterance_rng(1, 0, 0))
+    assert len(y) == len(x) and y.dtype == np.float32
+    np.testing.assert_allclose(np.mean(y.astype(np.float64) ** 2), np.mean(x.astype(np.float64) ** 2), rtol=1e-3)
+
+    def level_db(a, b):  # energy of y between a and b seconds
+        return 10 * np.log10(np.mean(y[int(a * sr):int(b * sr)].astype(np.float64) ** 2))
+
+    # the silence after the burst now rings, falling about 60 dB per RT60 (15 dB per 0.1 s at 0.4 s)
+    drop = level_db(0.10, 0.15) - level_db(0.30, 0.35)
+    assert 20 < drop < 40
+    assert np.abs(y[int(0.05 * sr + 1.2 * 0.4 * sr) + 100:]).max() < 1e-6  # nothing after the tail (FFT rounding)
+    # off, it draws nothing: the other parts' draws are what they were
+    plain = WaveAugment(speeds=(0.9, 1.1), noise_prob=1.0)
+    assert np.array_equal(plain(x, utterance_rng(2, 0, 5)),
+                          WaveAugment(speeds=(0.9, 1.1), noise_prob=1.0, reverb_prob=0.0)(x, utterance_rng(2, 0, 5)))
 
 
 def test_augment_is_deterministic_per_seed_epoch_and_utterance():
@@ -120,3 +149,9 @@ def test_augment_settings_are_validated():
     s = Settings.from_dict({"augment": {"speed_perturb": True, "speeds": [0.8, 1.0, 1.2, 1.4]}})
     assert s.augment.wave_augment().speeds == (0.8, 1.0, 1.2, 1.4)
     assert not Settings.from_dict({}).augment.wave_augment().active  # waveform parts are off by default
+    room = Settings.from_dict({"augment": {"reverb": True, "reverb_rt60_s": [0.3, 0.5]}}).augment.wave_augment(8000)
+    assert (room.reverb_prob, room.reverb_rt60_s, room.sample_rate_hz, room.active) == (0.3, (0.3, 0.5), 8000, True)
+    for bad, key in (({"reverb_rt60_s": [0.0, 0.5]}, "reverb_rt60_s"), ({"reverb_drr_db": [10, 0]}, "reverb_drr_db"),
+                     ({"reverb_prob": 1.5}, "reverb_prob"), ({"noise_prob": -0.1}, "noise_prob")):
+        with pytest.raises(ConfigError, match=rf"augment\.{key}"):
+            Settings.from_dict({"augment": {"reverb": True, **bad}})

@@ -97,13 +97,13 @@ def test_pickled_model_file_is_refused(tmp_path):
 
 
 def test_resume_mid_epoch_with_waveform_augmentation_is_exact(tone_corpus, tmp_path, monkeypatch):
-    """Speed, noise and volume are drawn from (seed, epoch, utterance): a resumed run sees the same audio."""
+    """Speed, rooms, noise and volume are drawn from (seed, epoch, utterance): a resumed run sees the same audio."""
     import asr.train
     from asr.config import AugmentConfig
 
     s = tiny_settings(tone_corpus, max_epochs=2, checkpoint_every_steps=1)
     s = dataclasses.replace(s, augment=AugmentConfig(spec_augment=True, speed_perturb=True, noise=True,
-                                                     noise_prob=1.0, volume=True))
+                                                     noise_prob=1.0, volume=True, reverb=True, reverb_prob=0.5))
     train(s, tmp_path / "straight")
     real_save = asr.train._save_checkpoint
 
@@ -122,7 +122,7 @@ def test_resume_mid_epoch_with_waveform_augmentation_is_exact(tone_corpus, tmp_p
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     # and the augmentation did change training: without it the weights differ
     plain = dataclasses.replace(s, augment=dataclasses.replace(s.augment, speed_perturb=False, noise=False,
-                                                                volume=False))
+                                                                volume=False, reverb=False))
     train(plain, tmp_path / "plain")
     c = safe_load(tmp_path / "plain" / "checkpoints" / "last.pt")
     assert not all(torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
