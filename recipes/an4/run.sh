@@ -24,10 +24,10 @@ data="$exp/data"
 lang="$exp/lang"
 run="$exp/train"
 
-source "$here/settings.sh"  # an4_model, an4_training: the recipe's model and training settings
+source "$here/settings.sh"  # an4_features, an4_model, an4_training: the recipe's settings
 defaults=(data=an4 "data.train_manifest=$data/train.jsonl" "data.dev_manifest=$data/dev.jsonl"
           "data.test_manifest=$data/test.jsonl" "data.vocab=$lang/vocab.json" "data.stats=$lang/stats.pt"
-          "${an4_model[@]}" "${an4_training[@]}")
+          "${an4_features[@]}" "${an4_model[@]}" "${an4_training[@]}")
 
 if run_stage 0 download; then
   if [ -n "$data_dir" ]; then
@@ -48,7 +48,7 @@ fi
 
 if run_stage 2 stats; then
   mapfile -t feats < <(feature_overrides)
-  asr-stats data=an4 "data.train_manifest=$data/train.jsonl" "output_dir=$lang" "${feats[@]}"
+  asr-stats data=an4 "data.train_manifest=$data/train.jsonl" "output_dir=$lang" "${an4_features[@]}" "${feats[@]}"
   mark_done 2 stats
 fi
 

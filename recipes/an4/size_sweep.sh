@@ -49,7 +49,7 @@ threads=$(( cores / jobs > 0 ? cores / jobs : 1 ))
 # model size is left to the grid. Quoted, as the exported function cannot take an array: values may hold spaces
 source "$here/settings.sh"
 export SWEEP_EXP="$exp" SWEEP_THREADS="$threads"
-printf -v SWEEP_OVERRIDES '%q ' "${an4_training[@]}" "${overrides[@]}"
+printf -v SWEEP_OVERRIDES '%q ' "${an4_features[@]}" "${an4_training[@]}" "${overrides[@]}"
 export SWEEP_OVERRIDES
 run_job() {  # run_job RNN LAYERS HIDDEN
   local rnn="$1" nl="$2" hs="$3"
