@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.signal
 import torch
 import torchaudio
 
@@ -105,6 +104,8 @@ def reverberate(samples: np.ndarray, rt60_s: float, sample_rate_hz: int, rng: np
     h = room_impulse_response(rt60_s, sample_rate_hz, rng, direct_to_reverb_db=direct_to_reverb_db)
     # scipy pads to a fast FFT length; torchaudio's fftconvolve uses len(x) + len(h) - 1, often
     # a length with large prime factors: 25 ms against 2.5 ms for 3 s of audio in a 0.5 s room
+    import scipy.signal  # here: importing scipy's signal stack (and its BLAS threads) costs ~60 MB in every process
+
     wet = scipy.signal.fftconvolve(np.asarray(samples, dtype=np.float32), h.astype(np.float32))[: len(samples)]
     return match_power(wet, samples)
 
