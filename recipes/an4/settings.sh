@@ -5,7 +5,7 @@
 # lexicon). The size sweep (README, "Choosing the model size") picked the model, with SpecAugment +
 # speed perturbation (augment=specaugment augment.speed_perturb=true, the earlier default): GRUs beat
 # LSTMs of the same width on AN4, and depth stopped helping at 3 layers. Noise and volume on top of
-# those kept clean test WER and held it under noise (README, Robustness).
+# those kept clean test WER and held it under noise (README, "Away from the training microphone").
 # model.rnn_type=lstm model.num_layers=4 is the earlier 4 x 256 BiLSTM (dev 9.57 %, test 7.63 %).
 # Front-end settings beyond conf/features/mfcc40.yaml: the statistics stage uses them too.
 an4_features=()
