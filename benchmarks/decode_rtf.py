@@ -34,10 +34,13 @@ from transcribe_rtf import cpu_name  # noqa: E402
 
 
 @torch.inference_mode()
-def posteriors(model, utts, max_batch_duration_s: float):
-    """``[(utt_ids, log_probs (B, T, V), lengths (B,))]`` for the manifest, and the seconds it took."""
+def posteriors(model, utts, max_batch_duration_s: float, dataset: SpeechDataset | None = None):
+    """``[(utt_ids, log_probs (B, T, V), lengths (B,))]`` for the manifest, and the seconds it took.
+
+    ``dataset`` supplies the audio (default: read from the manifest's files).
+    """
     t0 = time.perf_counter()
-    dataset = SpeechDataset(utts, None, model.features.config.sample_rate_hz)
+    dataset = dataset or SpeechDataset(utts, None, model.features.config.sample_rate_hz)
     batches = make_batches([u.duration_s for u in utts], max_batch_duration_s, shuffle=False)
     out = []
     for idx in batches:

@@ -23,29 +23,39 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from asr.audio import AudioError
 from asr.channels import CONDITIONS, get_conditions
 from asr.checkpoint import load_model
-from asr.data import SpeechDataset, collate, make_batches
+from asr.data import SpeechDataset
 from asr.decoding import build_decoder
 from asr.evaluate import Hypothesis, score
 from asr.manifest import read_manifest
 from asr.runtime import setup_threads
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decode_rtf import posteriors  # noqa: E402
 
-@torch.inference_mode()
+
+class FixedAudio(SpeechDataset):
+    """A dataset whose audio is given as arrays (one per utterance) instead of read from files."""
+
+    def __init__(self, utts, arrays, sample_rate_hz):
+        super().__init__(utts, None, sample_rate_hz)
+        self.arrays = arrays
+
+    def load(self, i):
+        return self.arrays[i]
+
+
 def decode_all(model, utts, arrays: list[np.ndarray], decoders: dict, max_batch_duration_s: float = 120.0) -> dict:
     """``{decoder name: [Hypothesis per utterance]}``: the network runs once, every decoder searches its output."""
-    model.eval()
+    dataset = FixedAudio(utts, arrays, model.features.config.sample_rate_hz)
+    batches, _ = posteriors(model, utts, max_batch_duration_s, dataset=dataset)
     texts: dict[str, dict[str, str]] = {name: {} for name in decoders}
-    for idx in make_batches([u.duration_s for u in utts], max_batch_duration_s, shuffle=False):
-        batch = collate([{"utt_id": utts[i].utt_id, "samples": torch.from_numpy(arrays[i]), "ids": [],
-                          "duration_s": utts[i].duration_s} for i in idx])
-        log_probs, lengths = model(batch.waves, batch.wave_lens)
+    for utt_ids, log_probs, lengths in batches:
         for name, decoder in decoders.items():
-            texts[name].update(zip(batch.utt_ids, decoder(log_probs, lengths)))
+            texts[name].update(zip(utt_ids, decoder(log_probs, lengths)))
     return {name: [Hypothesis(u.utt_id, t[u.utt_id]) for u in utts] for name, t in texts.items()}
 
 
