@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from asr.features import FeatureConfig
+from asr.features import CMN_MODES, FeatureConfig
 
 
 class ConfigError(ValueError):
@@ -176,7 +176,7 @@ GROUPS: dict[str, type] = {
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.rnn_type": ("lstm", "gru"),
-    "features.cmn": ("none", "utterance"),
+    "features.cmn": CMN_MODES,
     "optim.name": ("adamw", "adam", "sgd"),
     "optim.schedule": ("cosine", "exponential", "constant"),
     "decoder.name": ("greedy", "beam", "beam_lm", "beam_cuda"),

@@ -19,6 +19,8 @@ import torch
 import torchaudio
 from torch import nn
 
+CMN_MODES = ("none", "utterance")  # features.cmn: off, or each utterance minus its own mean
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -53,7 +55,7 @@ class FeatureConfig:
             "deltas": self.deltas in (0, 1, 2),
             "stack": self.stack >= 1,
             "subsample": 1 <= self.subsample <= self.stack,
-            "cmn": self.cmn in ("none", "utterance"),
+            "cmn": self.cmn in CMN_MODES,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
