@@ -18,7 +18,7 @@ def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         print(f"usage: python -m asr {{{','.join(COMMANDS)}}} [key=value ...]", file=sys.stderr)
         sys.exit(2)
-    from asr import cli
+    from asr.cli import apps as cli
 
     command = sys.argv.pop(1)
     sys.argv[0] = f"asr-{command}"  # Hydra names the job and its log after the program

@@ -18,7 +18,7 @@ import time
 import torch
 from training_step import real_batches, real_training_step  # benchmarks/ is on sys.path when run as a script
 
-from asr.model import num_parameters
+from asr.models.acoustic import num_parameters
 
 
 def main() -> None:

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from asr.checkpoint import load_model
-from asr.data import SpeechDataset, collate, make_batches
-from asr.decoding import build_decoder
-from asr.evaluate import Hypothesis, score
-from asr.manifest import read_manifest
+from asr.data.dataset import SpeechDataset, collate, make_batches
+from asr.data.manifest import read_manifest
+from asr.decoding.ctc import build_decoder
+from asr.inference.evaluate import Hypothesis, score
+from asr.models.checkpoint import load_model
 from asr.runtime import setup_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 import torchaudio
 
-from asr.audio import load_audio
-from asr.data import make_batches
-from asr.features import FeatureConfig, FeatureExtractor
-from asr.manifest import read_manifest
+from asr.data.audio import load_audio
+from asr.data.dataset import make_batches
+from asr.data.manifest import read_manifest
+from asr.frontend.features import FeatureConfig, FeatureExtractor
 
 
 def main() -> None:

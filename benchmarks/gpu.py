@@ -33,10 +33,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ceiling import reference_lstm  # noqa: E402
 
-from asr.audio import load_audio  # noqa: E402
-from asr.features import FeatureConfig  # noqa: E402
-from asr.manifest import read_manifest  # noqa: E402
-from asr.model import build_recognizer  # noqa: E402
+from asr.data.audio import load_audio  # noqa: E402
+from asr.data.manifest import read_manifest  # noqa: E402
+from asr.frontend.features import FeatureConfig  # noqa: E402
+from asr.models.acoustic import build_recognizer  # noqa: E402
 
 
 def main() -> None:

@@ -36,8 +36,8 @@ from pathlib import Path
 import torch
 from training_step import real_batches, real_training_step  # benchmarks/ is on sys.path when run as a script
 
-from asr.features import FeatureConfig
-from asr.model import num_parameters
+from asr.frontend.features import FeatureConfig
+from asr.models.acoustic import num_parameters
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,6 +1,6 @@
 """Accuracy away from the training microphone: one test set under simulated recording conditions.
 
-Every utterance of ``--manifest`` is passed through each condition of :mod:`asr.channels`
+Every utterance of ``--manifest`` is passed through each condition of :mod:`asr.data.channels`
 (noise, babble, reverberation, a telephone line, clipping, a quiet microphone), seeded by
 ``(--seed, utterance index)`` so every model hears exactly the same degraded audio, and
 each ``--model`` is scored on it with the greedy decoder, and with lexicon + n-gram beam
@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.audio import AudioError
-from asr.channels import CONDITIONS, get_conditions
-from asr.checkpoint import load_model
-from asr.data import SpeechDataset
-from asr.decoding import build_decoder
-from asr.evaluate import Hypothesis, score
-from asr.manifest import read_manifest
+from asr.data.audio import AudioError
+from asr.data.channels import CONDITIONS, get_conditions
+from asr.data.dataset import SpeechDataset
+from asr.data.manifest import read_manifest
+from asr.decoding.ctc import build_decoder
+from asr.inference.evaluate import Hypothesis, score
+from asr.models.checkpoint import load_model
 from asr.runtime import setup_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,6 +1,6 @@
 """Peak training memory per batch duration, and whether memory grows from epoch to epoch.
 
-For each ``--batch-durations`` value, one fresh process runs the real ``asr.train.train``
+For each ``--batch-durations`` value, one fresh process runs the real ``asr.training.train.train``
 (the reference 4 x 320 BiLSTM, SpecAugment, AdamW, dev evaluation and checkpoints every
 epoch) for ``--epochs`` epochs on the first ``--utterances`` AN4 training utterances, and
 records its resident memory after every epoch (``train_log.jsonl`` keeps ``rss_mb`` and
@@ -22,8 +22,8 @@ from pathlib import Path
 
 CHILD = """
 import json, sys
-from asr.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, Settings, TrainerConfig
-from asr.train import train
+from asr.config.schema import AugmentConfig, DataConfig, ModelConfig, OptimConfig, Settings, TrainerConfig
+from asr.training.train import train
 manifest, run_dir, duration, epochs, threads = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), \
     int(sys.argv[5])
 s = Settings(data=DataConfig(train_manifest=manifest, dev_manifest=manifest, max_batch_duration_s=duration),

@@ -22,7 +22,7 @@ import torch
 from ceiling import reference_lstm  # benchmarks/ is on sys.path when run as a script
 from training_step import real_batches, real_training_step
 
-from asr.features import FeatureConfig
+from asr.frontend.features import FeatureConfig
 
 
 def main() -> None:

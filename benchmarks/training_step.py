@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import torch
 
-from asr.data import Batch, DurationBatchSampler, SpeechDataset, collate
-from asr.features import FeatureConfig, SpecAugment
-from asr.manifest import Utterance, read_manifest
-from asr.model import Recognizer, build_recognizer
-from asr.stats import build_vocab
-from asr.tokenizer import CharTokenizer
+from asr.data.dataset import Batch, DurationBatchSampler, SpeechDataset, collate
+from asr.data.manifest import Utterance, read_manifest
+from asr.data.tokenizer import CharTokenizer
+from asr.frontend.features import FeatureConfig, SpecAugment
+from asr.frontend.stats import build_vocab
+from asr.models.acoustic import Recognizer, build_recognizer
 
 
 def real_batches(manifest: str, max_batch_duration_s: float, num_batches: int, *, seed: int = 0,

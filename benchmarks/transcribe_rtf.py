@@ -32,18 +32,18 @@ from pathlib import Path
 
 import torch
 
-from asr.checkpoint import load_model
-from asr.data import make_batches
-from asr.discover import list_inputs, probe_durations
-from asr.model import num_parameters
+from asr.data.dataset import make_batches
+from asr.data.discover import list_inputs, probe_durations
+from asr.inference.transcribe import default_workers, transcribe
+from asr.models.acoustic import num_parameters
+from asr.models.checkpoint import load_model
 from asr.runtime import setup_threads
-from asr.transcribe import default_workers, transcribe
 
 GOAL_RTF = 0.01
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ceiling import reference_lstm  # noqa: E402
 
-CLI = "import sys; from asr.cli import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
+CLI = "import sys; from asr.cli.apps import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
 
 
 def cpu_name() -> str:

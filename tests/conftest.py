@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, Settings, TrainerConfig
+from asr.config.schema import AugmentConfig, DataConfig, ModelConfig, OptimConfig, Settings, TrainerConfig
 
 SR = 16000
 TONE_HZ = {"a": 400.0, "b": 900.0, "c": 1600.0, " ": None}  # a space is a short silence
@@ -72,7 +72,7 @@ def tiny_settings(manifest, **trainer) -> Settings:
 
 def train_tone_model(root: Path) -> tuple[Path, Path]:
     """Train :func:`tiny_settings` on a fresh tone corpus under ``root``; return ``(model file, manifest)``."""
-    from asr.train import train
+    from asr.training.train import train
 
     manifest = write_tone_corpus(root / "corpus", TONE_TEXTS)
     assert train(tiny_settings(manifest), root / "run")["best_dev_wer"] == 0.0

@@ -1,4 +1,4 @@
-"""Run :func:`asr.train.train` on :func:`conftest.tiny_settings` and record what this rank saw.
+"""Run :func:`asr.training.train.train` on :func:`conftest.tiny_settings` and record what this rank saw.
 
 Started by ``torchrun`` from tests/test_distributed.py::
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from conftest import tiny_settings
 
-import asr.train
-from asr.distributed import env_world, shutdown
+import asr.training.train
+from asr.training.distributed import env_world, shutdown
 
 
 def override(settings, assignment: str):
@@ -31,7 +31,7 @@ def override(settings, assignment: str):
 def main() -> None:
     out, manifest, *assignments = sys.argv[1:]
     seen, models = [], []
-    real_collate, real_build = asr.train.collate, asr.train.build_recognizer
+    real_collate, real_build = asr.training.train.collate, asr.training.train.build_recognizer
 
     def recording_collate(items):
         batch = real_collate(items)
@@ -42,12 +42,12 @@ def main() -> None:
         models.append(real_build(*args, **kwargs))
         return models[-1]
 
-    asr.train.collate, asr.train.build_recognizer = recording_collate, keeping_build
+    asr.training.train.collate, asr.training.train.build_recognizer = recording_collate, keeping_build
     settings = tiny_settings(manifest)
     for a in assignments:
         settings = override(settings, a)
     try:
-        summary = asr.train.train(settings, out)
+        summary = asr.training.train.train(settings, out)
         rank = env_world().rank
         torch.save(models[0].state_dict(), Path(out) / f"weights-{rank}.pt")
         (Path(out) / f"probe-{rank}.json").write_text(json.dumps({"seen": seen, "summary": summary}))

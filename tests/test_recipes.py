@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from asr.checkpoint import safe_load
+from asr.models.checkpoint import safe_load
 
 ROOT = Path(__file__).resolve().parents[1]
 AN4 = Path(os.environ.get("ASR_AN4_DIR", ROOT.parent / "shared" / "data" / "an4"))

@@ -41,10 +41,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import soundfile as sf
 
-from asr.audio import AudioError, audio_info
+from asr.data.audio import AudioError, audio_info
+from asr.data.manifest import ManifestError, read_manifest, write_manifest
+from asr.data.text import normalize_text
 from asr.fileio import atomic_write_text
-from asr.manifest import ManifestError, read_manifest, write_manifest
-from asr.text import normalize_text
 
 AN4_URL = "http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz"
 
@@ -241,7 +241,7 @@ def prepare_an4(src_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     Raises:
         An4Error: ``src_dir`` has neither layout, or a split ends up empty.
-        asr.manifest.ManifestError: a source manifest line is invalid (names file and line).
+        asr.data.manifest.ManifestError: a source manifest line is invalid (names file and line).
     """
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     paths = {split: out_dir / f"{split}.jsonl" for split in SPLITS}

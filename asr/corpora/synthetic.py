@@ -52,8 +52,8 @@ from xml.sax.saxutils import escape
 import numpy as np
 import soundfile as sf
 
-from asr.audio import resample
-from asr.text import normalize_text
+from asr.data.audio import resample
+from asr.data.text import normalize_text
 
 # data/ ships inside the package as asr.assets (see pyproject.toml), so wheels find it too
 DOMAIN_FILE = Path(str(importlib.resources.files("asr.assets"))) / "synthetic" / "an4_domain.json"
@@ -504,10 +504,10 @@ def generate_corpus(out_dir: str | os.PathLike, *, num_train: int = 3000, num_de
         FileExistsError: ``out_dir`` holds a different corpus or unrelated files, and not ``overwrite``.
         RuntimeError: eSpeak NG is not installed or fails.
     """
-    # Imported here: asr.manifest and asr.fileio import torch, which the spawned synthesis workers
+    # Imported here: asr.data.manifest and asr.fileio import torch, which the spawned synthesis workers
     # (which import this module) do not need; this keeps each worker ~2 s and ~300 MB lighter.
+    from asr.data.manifest import write_manifest
     from asr.fileio import atomic_write_text
-    from asr.manifest import write_manifest
 
     sizes = {"train": num_train, "dev": num_dev, "test": num_test}
     for split, n in sizes.items():

@@ -68,7 +68,7 @@ fi
 lm_opts=(decoder=beam_lm "decoder.lexicon=$lang/lexicon.txt" "decoder.lm=$lang/lm_3gram.bin")
 
 if run_stage 5 lm; then
-  python -m asr.lm build --train "$data/train.jsonl" --vocab "$lang/vocab.json" --out "$lang" --order 3
+  python -m asr.decoding.lm build --train "$data/train.jsonl" --vocab "$lang/vocab.json" --out "$lang" --order 3
   mark_done 5 lm
 fi
 

@@ -1,6 +1,6 @@
 """A catalogue of bad inputs, built in tmp_path: broken audio files and broken manifest lines.
 
-Each entry says which problem kind :func:`asr.validate.validate_manifest` must report for it,
+Each entry says which problem kind :func:`asr.data.validate.validate_manifest` must report for it,
 so the tests can check every kind by line number, and count how many kinds were tried.
 """
 

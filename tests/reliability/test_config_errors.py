@@ -10,8 +10,8 @@ from conftest import TONE_TEXTS, tiny_settings, write_tone_corpus
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from asr.config import ConfigError, Settings
-from asr.stats import compute_stats, load_stats, save_stats
+from asr.config.schema import ConfigError, Settings
+from asr.frontend.stats import compute_stats, load_stats, save_stats
 
 # (override, key the message must name, what it must say is allowed)
 CASES = [
@@ -64,8 +64,8 @@ def test_config_error_names_the_key_and_the_allowed_values(override, key, allowe
 
 
 def test_sample_rate_mismatch_between_statistics_and_features_names_both(tone_corpus, tmp_path, record_property):
-    from asr.features import FeatureConfig
-    from asr.manifest import read_manifest
+    from asr.data.manifest import read_manifest
+    from asr.frontend.features import FeatureConfig
 
     save_stats(tmp_path / "stats.pt", compute_stats(read_manifest(tone_corpus)[:2], FeatureConfig()))
     with pytest.raises(ConfigError, match=r"data\.stats: .*features\.sample_rate_hz: 16000 there, 8000 here"):

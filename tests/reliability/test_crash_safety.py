@@ -18,10 +18,10 @@ import soundfile as sf
 import torch
 from conftest import SR, TONE_TEXTS, tone_audio, train_tone_model, write_tone_corpus
 
-from asr.checkpoint import ModelFileError, safe_load
+from asr.models.checkpoint import ModelFileError, safe_load
 
 BIN = Path(sys.executable).parent
-CLI = "import sys; from asr.cli import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
+CLI = "import sys; from asr.cli.apps import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
 
 
 def _train_cmd(manifest: Path, run_dir: Path, *extra: str) -> list[str]:

@@ -13,10 +13,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asr.audio import AudioError, audio_info, load_audio
-from asr.decoding import greedy_decode
-from asr.manifest import ManifestError, Utterance, parse_line
-from asr.text import normalize_text
+from asr.data.audio import AudioError, audio_info, load_audio
+from asr.data.manifest import ManifestError, Utterance, parse_line
+from asr.data.text import normalize_text
+from asr.decoding.ctc import greedy_decode
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -7,14 +7,14 @@ import pytest
 import torch
 from conftest import tiny_settings
 
-import asr.model
-from asr.checkpoint import safe_load
-from asr.config import ConfigError
-from asr.data import SpeechDataset, collate
-from asr.manifest import read_manifest
-from asr.model import build_recognizer
-from asr.stats import build_vocab
-from asr.train import TrainingDiverged, _forward_backward, train
+import asr.models.acoustic
+from asr.config.schema import ConfigError
+from asr.data.dataset import SpeechDataset, collate
+from asr.data.manifest import read_manifest
+from asr.frontend.stats import build_vocab
+from asr.models.acoustic import build_recognizer
+from asr.models.checkpoint import safe_load
+from asr.training.train import TrainingDiverged, _forward_backward, train
 
 
 class _NanGrad(torch.autograd.Function):
@@ -31,7 +31,7 @@ class _NanGrad(torch.autograd.Function):
 
 def _poison_training_steps(monkeypatch, faults: dict[int, str]) -> list[int]:
     """Make training forward pass number ``i`` give a NaN loss ("loss") or NaN gradients ("grad")."""
-    real = asr.model.Recognizer.forward
+    real = asr.models.acoustic.Recognizer.forward
     calls = []
 
     def forward(self, wave, wave_lens):
@@ -46,14 +46,14 @@ def _poison_training_steps(monkeypatch, faults: dict[int, str]) -> list[int]:
             log_probs = _NanGrad.apply(log_probs)
         return log_probs, lengths
 
-    monkeypatch.setattr(asr.model.Recognizer, "forward", forward)
+    monkeypatch.setattr(asr.models.acoustic.Recognizer, "forward", forward)
     return calls
 
 
 def test_non_finite_steps_are_skipped_counted_and_named(tone_corpus, tmp_path, monkeypatch, caplog, record_property):
     faults = {0: "loss", 1: "grad", 3: "loss", 4: "loss"}  # never 3 in a row
     _poison_training_steps(monkeypatch, faults)
-    with caplog.at_level(logging.WARNING, logger="asr.train"):
+    with caplog.at_level(logging.WARNING, logger="asr.training.train"):
         summary = train(tiny_settings(tone_corpus, max_epochs=2, max_nonfinite_steps=3), tmp_path / "run")
     assert summary["skipped_batches"] == len(faults) and summary["epochs"] == 2
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
@@ -87,7 +87,7 @@ def _batch(manifest, n: int):
 
 def _oom_above(monkeypatch, max_batch: int) -> list[int]:
     """Injected out-of-memory: any training forward pass over more than ``max_batch`` utterances fails."""
-    real = asr.model.Recognizer.forward
+    real = asr.models.acoustic.Recognizer.forward
     sizes = []
 
     def forward(self, wave, wave_lens):
@@ -96,7 +96,7 @@ def _oom_above(monkeypatch, max_batch: int) -> list[int]:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)")
         return real(self, wave, wave_lens)
 
-    monkeypatch.setattr(asr.model.Recognizer, "forward", forward)
+    monkeypatch.setattr(asr.models.acoustic.Recognizer, "forward", forward)
     return sizes
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import train_tone_model
 
-from asr.checkpoint import ModelFileError, load_model, safe_load
-from asr.config import ConfigError, Settings, check_targets
+from asr.config.schema import ConfigError, Settings, check_targets
+from asr.models.checkpoint import ModelFileError, load_model, safe_load
 
 
 class _RunsCode:
@@ -108,7 +108,7 @@ def test_every_bad_model_file_is_refused_naming_the_file_and_runs_no_code(good_m
 def test_cli_refuses_a_malicious_model_file_with_one_line(good_model, tmp_path):
     files = _bad_model_files(good_model, tmp_path / "bad")
     evil = files["pickled_payload_top"][0]
-    cli = "import sys; from asr.cli import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
+    cli = "import sys; from asr.cli.apps import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
     r = subprocess.run([sys.executable, "-c", cli, f"model={evil}", f"input={tmp_path}", "output=o.jsonl",
                         "hydra.run.dir=h", "threads=1"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
@@ -120,8 +120,8 @@ def test_checkpoints_and_statistics_load_without_pickle_too(tmp_path):
     torch.save({"state": {"epoch": 1}, "evil": _RunsCode(tmp_path / "ran")}, tmp_path / "last.pt")
     with pytest.raises(ModelFileError, match="refused"):
         safe_load(tmp_path / "last.pt")
-    from asr.features import FeatureConfig
-    from asr.stats import load_stats
+    from asr.frontend.features import FeatureConfig
+    from asr.frontend.stats import load_stats
 
     torch.save({"mean": _RunsCode(tmp_path / "ran")}, tmp_path / "stats.pt")
     with pytest.raises(ConfigError, match=r"data\.stats: .*refused"):
@@ -130,9 +130,10 @@ def test_checkpoints_and_statistics_load_without_pickle_too(tmp_path):
 
 
 @pytest.mark.parametrize("target,allowed", [
-    ("asr.model.AcousticModel", True), ("torch.optim.AdamW", True), ("torch.optim.lr_scheduler.LambdaLR", True),
+    ("asr.models.acoustic.AcousticModel", True), ("torch.optim.AdamW", True),
+    ("torch.optim.lr_scheduler.LambdaLR", True),
     ("os.system", False), ("subprocess.Popen", False), ("builtins.exec", False), ("asr.__builtins__", False),
-    ("asr._private", False), ("torch.load", False), ("asr", False), (["asr.model"], False),
+    ("asr._private", False), ("torch.load", False), ("asr", False), (["asr.models.acoustic"], False),
 ])
 def test_target_allow_list(target, allowed):
     cfg = {"optim": {"sched": {"_target_": target}}}

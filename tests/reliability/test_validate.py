@@ -12,11 +12,11 @@ import pytest
 from bad_inputs import write_bad_manifest
 from conftest import TONE_TEXTS, tiny_settings, write_tone_corpus
 
-from asr.manifest import ManifestError
-from asr.stats import save_vocab
-from asr.tokenizer import CharTokenizer
-from asr.train import train
-from asr.validate import FATAL_KINDS, WARNING_KINDS, validate_manifest
+from asr.data.manifest import ManifestError
+from asr.data.tokenizer import CharTokenizer
+from asr.data.validate import FATAL_KINDS, WARNING_KINDS, validate_manifest
+from asr.frontend.stats import save_vocab
+from asr.training.train import train
 
 BIN = Path(sys.executable).parent
 

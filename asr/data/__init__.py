@@ -1,0 +1,1 @@
+"""Audio I/O, manifests, text and tokenizers, datasets and batching, augmentation, validation."""

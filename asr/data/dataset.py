@@ -1,0 +1,301 @@
+"""Datasets, duration-bucketed batching and collation.
+
+The batch sampler is built for DDP and exact resume from the start: every rank derives
+the same epoch plan of *global* batches from ``(seed, epoch)`` and takes every
+``world_size``-th utterance of each, so one optimizer step under DDP sees the same
+utterances as one step of a single process, and every rank steps the same number of
+times (no hang at epoch end). Its position inside an epoch is part of its ``state_dict``,
+so a run resumed mid-epoch continues with exactly the batches it had not yet seen.
+
+``max_batch_duration_s`` is what one process's batch holds: under DDP the global batches
+are planned with ``world_size × max_batch_duration_s`` and dealt out, so N ranks at
+``C / N`` train on exactly the batches, in the same order, of a single process at ``C``.
+A rank's share may then hold one utterance more than its cap alone would allow (its
+padded audio stays below ``max_batch_duration_s + max_duration_s``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from asr.data.audio import AudioError, load_audio
+from asr.data.augment import WaveAugment, utterance_rng
+from asr.data.manifest import Utterance
+from asr.data.tokenizer import CharTokenizer
+
+log = logging.getLogger(__name__)
+
+
+def ctc_min_frames(token_ids: Sequence[int]) -> int:
+    """Frames CTC needs for a target: one per token, plus a blank between each repeated pair."""
+    repeats = sum(1 for a, b in zip(token_ids, token_ids[1:]) if a == b)
+    return len(token_ids) + repeats
+
+
+def make_batches(durations: Sequence[float], max_batch_duration_s: float, *, seed: int = 0, epoch: int = 0,
+                 shuffle: bool = True, sort_jitter: float = 0.0) -> list[list[int]]:
+    """Group utterance indices into batches of similar duration.
+
+    Utterances are sorted by (optionally jittered) duration and cut into consecutive
+    batches whose padded duration, ``len(batch) * max(duration)``, stays within
+    ``max_batch_duration_s``; the batch order is then shuffled. The plan depends only on
+    ``(seed, epoch)``, so every process computes the same one.
+    """
+    rng = random.Random(seed * 100_003 + epoch)
+    keys = [d * (1 + sort_jitter * (2 * rng.random() - 1)) if sort_jitter else d for d in durations]
+    order = sorted(range(len(durations)), key=lambda i: (keys[i], i))
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    cur_max = 0.0
+    for i in order:
+        d = durations[i]
+        new_max = max(cur_max, d)
+        if cur and new_max * (len(cur) + 1) > max_batch_duration_s:
+            batches.append(cur)
+            cur, new_max = [], d
+        cur.append(i)
+        cur_max = new_max
+    if cur:
+        batches.append(cur)
+    if shuffle:
+        rng.shuffle(batches)
+    return batches
+
+
+class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Duration-bucketed batches; DDP-aware; resumable mid-epoch.
+
+    Args:
+        durations: seconds per utterance (dataset order).
+        max_batch_duration_s: cap on the padded audio of the batch this process gets.
+        rank, world_size: every rank plans the same global batches, capped at
+            ``world_size × max_batch_duration_s``, and takes every ``world_size``-th
+            utterance of each, so a DDP step sees what a single process's step at
+            ``world_size`` times the cap sees. A global batch too small to give every rank
+            an utterance (only the plan's longest batch can be) waits for a later epoch.
+        seed, shuffle, sort_jitter: see :func:`make_batches`.
+        sortagrad_epochs: the first this many epochs go shortest batch first, unshuffled
+            (SortaGrad, DeepSpeech 2): short utterances first help CTC leave its all-blank start.
+        tag_epoch: yield ``(index, epoch)`` pairs instead of indices, for a dataset that
+            augments each utterance with a random stream seeded by the epoch.
+
+    Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``). When each
+    rank batches data of its own (sharded manifests), the ranks' plans differ in length:
+    set :attr:`max_batches` to their minimum (:meth:`plan_length` on every rank, reduced)
+    so that every rank steps the same number of times.
+
+    Example:
+        >>> s = DurationBatchSampler([1.0, 2.0, 1.5, 0.5], 3.0, rank=1, world_size=2)
+        >>> s.set_epoch(0); [len(b) for b in s]
+        [1]
+    """
+
+    def __init__(self, durations: Sequence[float], max_batch_duration_s: float, *, seed: int = 0,
+                 shuffle: bool = True, sort_jitter: float = 0.0, sortagrad_epochs: int = 0, rank: int = 0,
+                 world_size: int = 1, tag_epoch: bool = False):
+        self.durations = list(durations)
+        self.tag_epoch = tag_epoch
+        self.max_batch_duration_s = max_batch_duration_s
+        self.seed, self.shuffle, self.sort_jitter = seed, shuffle, sort_jitter
+        self.sortagrad_epochs = sortagrad_epochs
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.start_batch = 0  # batches of this epoch already consumed (for resume)
+        self.max_batches: int | None = None  # cap on this epoch's batches (equal work with per-rank data)
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.start_batch = 0
+        self.epoch = epoch
+
+    def _plan(self) -> list[list[int]]:
+        w = self.world_size
+        batches = make_batches(self.durations, self.max_batch_duration_s * w, seed=self.seed, epoch=self.epoch,
+                               shuffle=self.shuffle and self.epoch >= self.sortagrad_epochs,
+                               sort_jitter=self.sort_jitter)
+        if w > 1:
+            # equal work: every rank takes a share of every global batch, so all step together
+            batches = [b[self.rank::w] for b in batches if len(b) >= w]
+            if not batches:
+                raise ValueError(f"{len(self.durations)} utterances cannot be shared by {w} processes")
+        return batches if self.max_batches is None else batches[:self.max_batches]
+
+    def plan_length(self) -> int:
+        """Batches this epoch's plan holds before the :attr:`max_batches` cap."""
+        cap, self.max_batches = self.max_batches, None
+        try:
+            return len(self._plan())
+        finally:
+            self.max_batches = cap
+
+    def __iter__(self) -> Iterator[list[int]]:
+        plan = self._plan()
+        for i in range(self.start_batch, len(plan)):
+            self.start_batch = i + 1
+            yield [(k, self.epoch) for k in plan[i]] if self.tag_epoch else plan[i]
+        self.start_batch = 0
+
+    def __len__(self) -> int:
+        return len(self._plan())
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "start_batch": self.start_batch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.start_batch = int(state["epoch"]), int(state["start_batch"])
+
+
+@dataclass
+class Batch:
+    """A padded batch. ``waves: (B, S)`` float32, ``wave_lens: (B,)``, ``targets: (B, L)``."""
+
+    waves: torch.Tensor
+    wave_lens: torch.Tensor
+    targets: torch.Tensor
+    target_lens: torch.Tensor
+    utt_ids: list[str]
+    durations_s: list[float]
+    skipped: list[tuple[str, str]]  # (utterance id, reason) of items that failed to load
+
+    def to(self, device: torch.device) -> Batch:
+        nb = device.type == "cuda"
+        return Batch(self.waves.to(device, non_blocking=nb), self.wave_lens.to(device, non_blocking=nb),
+                     self.targets.to(device, non_blocking=nb), self.target_lens.to(device, non_blocking=nb),
+                     self.utt_ids, self.durations_s, self.skipped)
+
+    def split(self, pieces: int) -> list[Batch]:
+        """``pieces`` consecutive sub-batches, each trimmed to its own padding (for out-of-memory retries)."""
+        n = len(self.utt_ids)
+        if pieces <= 1 or n <= 1:
+            return [self]
+        bounds = [round(i * n / pieces) for i in range(pieces + 1)]
+        parts = []
+        for a, b in zip(bounds, bounds[1:]):
+            if a < b:
+                wl, tl = self.wave_lens[a:b], self.target_lens[a:b]
+                parts.append(Batch(self.waves[a:b, : int(wl.max())], wl, self.targets[a:b, : int(tl.max())], tl,
+                                   self.utt_ids[a:b], self.durations_s[a:b], []))
+        return parts
+
+    @property
+    def audio_seconds(self) -> float:
+        return float(sum(self.durations_s))
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    """Utterances → ``(samples, token_ids)``, decoding audio on demand or from a preloaded cache.
+
+    A file that fails to load yields an error item (reported in the batch's ``skipped``)
+    instead of crashing the epoch.
+
+    Waveform augmentation (training only): with ``augment``, an item requested as
+    ``dataset[(index, epoch)]`` (see ``DurationBatchSampler(tag_epoch=True)``) is augmented
+    with the random stream of ``(seed, epoch, index)``; ``dataset[index]`` never is.
+    ``feasible(num_samples, ids)`` says whether CTC can still align the augmented audio;
+    when a faster speed makes it too short, the utterance keeps its original speed.
+    """
+
+    def __init__(self, utts: Sequence[Utterance], tokenizer: CharTokenizer | None, sample_rate_hz: int, *,
+                 augment: WaveAugment | None = None, seed: int = 0,
+                 feasible: Callable[[int, list[int]], bool] | None = None):
+        self.utts = list(utts)
+        self.tokenizer = tokenizer
+        self.sample_rate_hz = sample_rate_hz
+        self.augment = augment if augment is not None and augment.active else None
+        self.seed = seed
+        self.feasible = feasible
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def load(self, i: int) -> np.ndarray:
+        cached = self._cache.get(i)
+        if cached is not None:
+            return cached.astype(np.float32) / 32768.0
+        u = self.utts[i]
+        dur = u.duration_s if u.offset_s else None
+        return load_audio(u.audio_path, self.sample_rate_hz, offset_s=u.offset_s, duration_s=dur)
+
+    def preload(self) -> list[tuple[str, str]]:
+        """Decode every utterance into memory as int16; return ``(utt_id, reason)`` of failures."""
+        failed = []
+        for i, u in enumerate(self.utts):
+            try:
+                samples = self.load(i)
+            except AudioError as err:
+                failed.append((u.utt_id, err.reason))
+                continue
+            self._cache[i] = np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
+        return failed
+
+    def __getitem__(self, key: int | tuple[int, int]):
+        i, epoch = key if isinstance(key, tuple) else (key, None)
+        u = self.utts[i]
+        try:
+            samples = self.load(i)
+        except AudioError as err:
+            return {"utt_id": u.utt_id, "error": str(err)}
+        ids = self.tokenizer.encode(u.text) if self.tokenizer is not None else []
+        if self.augment is not None and epoch is not None:
+            augmented = self.augment(samples, utterance_rng(self.seed, epoch, i))
+            if self.feasible is not None and not self.feasible(len(augmented), ids):
+                augmented = self.augment(samples, utterance_rng(self.seed, epoch, i), speed=1.0)
+            samples = augmented
+        return {"utt_id": u.utt_id, "samples": torch.from_numpy(samples), "ids": ids, "duration_s": u.duration_s}
+
+
+def collate(items: list[dict]) -> Batch:
+    """Pad samples and targets; items that failed to load go to ``Batch.skipped``."""
+    skipped = [(it["utt_id"], it["error"]) for it in items if "error" in it]
+    items = [it for it in items if "error" not in it]
+    n = len(items)
+    wave_lens = torch.tensor([len(it["samples"]) for it in items], dtype=torch.long)
+    target_lens = torch.tensor([len(it["ids"]) for it in items], dtype=torch.long)
+    waves = torch.zeros(n, int(wave_lens.max()) if n else 0)
+    targets = torch.zeros(n, int(target_lens.max()) if n else 0, dtype=torch.long)
+    for k, it in enumerate(items):
+        waves[k, : wave_lens[k]] = it["samples"]
+        targets[k, : target_lens[k]] = torch.as_tensor(it["ids"], dtype=torch.long)
+    return Batch(waves, wave_lens, targets, target_lens, [it["utt_id"] for it in items],
+                 [float(it["duration_s"]) for it in items], skipped)
+
+
+def filter_utterances(utts: Sequence[Utterance], tokenizer: CharTokenizer, frames_for_duration, *,
+                      min_duration_s: float, max_duration_s: float, split: str) -> list[Utterance]:
+    """Drop utterances CTC cannot train on, logging a warning that names each one.
+
+    Dropped: duration outside ``[min_duration_s, max_duration_s]``, characters outside the
+    vocabulary, or a transcript longer than the subsampled frames can hold
+    (``frames_for_duration(duration_s) < ctc_min_frames(ids)``).
+    """
+    kept = []
+    for u in utts:
+        reason = None
+        if not min_duration_s <= u.duration_s <= max_duration_s:
+            reason = f"duration {u.duration_s:.2f} s outside [{min_duration_s}, {max_duration_s}]"
+        elif tokenizer.unknown_chars(u.text):
+            reason = f"characters {sorted(tokenizer.unknown_chars(u.text))} not in the vocabulary"
+        else:
+            need, have = ctc_min_frames(tokenizer.encode(u.text)), frames_for_duration(u.duration_s)
+            if need > have:
+                reason = (f"transcript needs {need} CTC frames but {u.duration_s:.2f} s of audio gives {have} "
+                          f"after subsampling")
+        if reason:
+            log.warning("%s: dropping utterance %s (%s): %s", split, u.utt_id, u.audio_path, reason)
+        else:
+            kept.append(u)
+    if len(kept) < len(utts):
+        log.warning("%s: dropped %d of %d utterances (named above)", split, len(utts) - len(kept), len(utts))
+    return kept
+
+
+def total_hours(utts: Sequence[Utterance]) -> float:
+    return math.fsum(u.duration_s for u in utts) / 3600

@@ -1,0 +1,1 @@
+"""CTC posteriors to text: greedy and beam search, lexicon + n-gram LM, alignment and word times."""

@@ -1,0 +1,1 @@
+"""Waveform to model input: MFCC, normalisation statistics, frame stacking, SpecAugment."""

@@ -1,0 +1,205 @@
+"""Model files and training checkpoints.
+
+A **model file** is self-describing: weights, the validated config groups that shaped
+the model (features, model), the vocabulary, and the normalisation statistics (as
+front-end buffers in the weights). It holds only tensors and plain Python values, so it
+loads with ``torch.load(weights_only=True)``: opening a model file never runs code from
+it. A file that needs pickled objects is refused with :class:`ModelFileError`.
+
+A **training checkpoint** adds what exact resume needs: optimizer, scheduler, RNG and
+sampler position. Both are written atomically (temp file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from asr import __version__
+from asr.config.schema import GROUPS, ConfigError, ModelConfig, Settings, check_targets
+from asr.data.tokenizer import CharTokenizer
+from asr.fileio import atomic_torch_save
+from asr.models.acoustic import Recognizer, build_recognizer
+
+MODEL_FORMAT = "asr-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(Exception):
+    """A model or checkpoint file is missing, unsafe, or not one of ours; names the file."""
+
+
+def safe_load(path: str | os.PathLike, map_location="cpu") -> dict:
+    """``torch.load`` with ``weights_only=True``; every failure becomes :class:`ModelFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types; all mean "not loadable safely"
+        text = str(err)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found or "Unsupported global" in text:  # the weights-only unpickler met a class or function
+            what = f" ({found.group(1)})" if found else ""
+            raise ModelFileError(f"{path}: refused: the file contains pickled Python objects{what}, which could run "
+                                 "code when loaded; only tensors and plain values are accepted") from None
+        reason = re.search(r"WeightsUnpickler error: *([^\n]+)", text)  # e.g. random bytes: "Unsupported operand"
+        msg = reason.group(1).strip() if reason else text.splitlines()[0] if text else type(err).__name__
+        raise ModelFileError(f"{path}: not a loadable model file ({msg})") from None
+    if not isinstance(obj, dict):
+        raise ModelFileError(f"{path}: expected a dict at top level, got {type(obj).__name__}")
+    return obj
+
+
+def model_bundle(model: Recognizer, vocab: list[str], model_cfg: ModelConfig, *, config: dict | None = None,
+                 metrics: dict | None = None) -> dict:
+    """The contents of a model file (see module docstring)."""
+    return {
+        "format": MODEL_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "asr_version": __version__,
+        "features": model.features.config.to_dict(),
+        "model": {k: getattr(model_cfg, k) for k in ModelConfig.__dataclass_fields__},
+        "vocab": list(vocab),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": config or {},  # the full resolved training config, for the record
+        "metrics": metrics or {},
+    }
+
+
+def save_model(path: str | os.PathLike, bundle: dict) -> None:
+    atomic_torch_save(bundle, path)
+
+
+def load_model(path: str | os.PathLike, map_location="cpu") -> tuple[Recognizer, CharTokenizer, dict]:
+    """Rebuild a :class:`Recognizer` (eval mode) and its tokenizer from a model file.
+
+    Returns:
+        ``(model, tokenizer, bundle)``; the bundle's ``config`` and ``metrics`` describe its training.
+    """
+    bundle = safe_load(path, map_location)
+    return (*model_from_bundle(bundle, str(path)), bundle)
+
+
+def check_stored_config(cfg) -> None:
+    """Validate the training config a model file records against the same schema as ``asr-train``'s.
+
+    Every group must be one of ours with known keys and well-typed values, and any ``_target_``
+    must pass :func:`asr.config.schema.check_target`; the config is only read, never instantiated.
+    """
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config: expected a dict of setting groups, got {type(cfg).__name__}")
+    check_targets(cfg)
+    unknown = sorted(set(cfg) - set(GROUPS))
+    if unknown:
+        raise ConfigError(f"config: unknown group(s) {', '.join(map(str, unknown))}; allowed: {', '.join(GROUPS)}")
+    Settings.from_dict(cfg, groups=tuple(g for g in GROUPS if g in cfg))
+
+
+def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recognizer, CharTokenizer]:
+    if bundle.get("format") != MODEL_FORMAT:
+        hint = " (it looks like a training checkpoint: use the run's model.pt)" if "optimizer" in bundle else ""
+        raise ModelFileError(f"{where}: not an asr model file{hint}")
+    if bundle.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{where}: format version {bundle.get('format_version')!r} is not supported "
+                             f"(this asr reads version {FORMAT_VERSION})")
+    try:
+        shaping = Settings.from_dict({"features": bundle.get("features"), "model": bundle.get("model")},
+                                     groups=("features", "model"))  # types, ranges, allowed values
+        feat_cfg, model_cfg = shaping.features, shaping.model
+        tokenizer = CharTokenizer(bundle.get("vocab") or [])
+        check_stored_config(bundle.get("config", {}))
+    except (ConfigError, ValueError, TypeError) as err:
+        raise ModelFileError(f"{where}: invalid settings inside the model file: {err}") from None
+    state = bundle.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{where}: 'state_dict' must map names to tensors")
+    model = build_recognizer(feat_cfg, len(tokenizer), **vars(model_cfg))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ModelFileError(f"{where}: weights do not match the model it describes: "
+                             f"{str(err).splitlines()[0]}") from None
+    return model.eval(), tokenizer
+
+
+# ---- checkpoint averaging -----------------------------------------------------------------------
+
+
+def average_state_dicts(states: list[dict[str, torch.Tensor]], where: list[str] | None = None) -> dict:
+    """Element-wise mean of floating-point tensors over ``states``; other tensors come from the last one.
+
+    Raises:
+        ModelFileError: the states do not hold the same tensors (names the first file that differs).
+    """
+    if not states:
+        raise ValueError("nothing to average")
+    where = where or [f"checkpoint {i}" for i in range(len(states))]
+    keys = set(states[0])
+    for s, w in zip(states[1:], where[1:]):
+        if set(s) != keys or any(s[k].shape != states[0][k].shape for k in keys):
+            raise ModelFileError(f"{w}: its weights do not match those of {where[0]} (different model?)")
+    out = {}
+    for k, last in states[-1].items():
+        if last.is_floating_point():
+            out[k] = torch.stack([s[k].double() for s in states]).mean(0).to(last.dtype)
+        else:
+            out[k] = last.clone()
+    return out
+
+
+def last_epoch_checkpoints(run_dir: str | os.PathLike, n: int) -> list[Path]:
+    """The last ``n`` ``checkpoints/epoch-N.pt`` files of a training run, oldest first."""
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    numbered = sorted(ckpt_dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    if len(numbered) < n:
+        raise ModelFileError(f"{ckpt_dir}: {len(numbered)} epoch checkpoint(s), {n} needed for averaging "
+                             "(raise trainer.keep_checkpoints)")
+    return numbered[-n:]
+
+
+def average_checkpoints(checkpoints: list[Path], model_file: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """A model file whose weights are the mean of ``checkpoints``' (training checkpoints).
+
+    Everything else (vocabulary, settings, normalisation) comes from ``model_file``, the
+    run's ``model.pt``. Averaging the last epochs of a run smooths the noise of the final
+    updates, and usually gives a lower WER than any single epoch.
+    """
+    bundle = safe_load(model_file)
+    states = []
+    for p in checkpoints:
+        ckpt = safe_load(p)
+        if not isinstance(ckpt.get("model"), dict):
+            raise ModelFileError(f"{p}: not a training checkpoint (no 'model' weights)")
+        states.append(ckpt["model"])
+    bundle = {**bundle, "state_dict": average_state_dicts(states, [str(p) for p in checkpoints]),
+              "metrics": {"averaged_from": [Path(p).name for p in checkpoints]}}
+    model_from_bundle(bundle, str(out))  # the averaged weights must still load into the model described
+    save_model(out, bundle)
+    return Path(out)
+
+
+def average_main(argv: list[str] | None = None) -> int:
+    """``asr-average RUN_DIR --last N [--output FILE]``: average a run's last N epoch checkpoints."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="asr-average", description="Average the weights of a training run's "
+                                     "last N epoch checkpoints into a model file.")
+    parser.add_argument("run", type=Path, help="an asr-train run directory (with checkpoints/ and model.pt)")
+    parser.add_argument("--last", type=int, default=5, help="how many of the last epochs (default 5)")
+    parser.add_argument("--output", type=Path, default=None, help="model file to write (default RUN/model_avg.pt)")
+    args = parser.parse_args(argv)
+    try:
+        if args.last < 1:
+            raise ValueError(f"--last must be >= 1, got {args.last}")
+        paths = last_epoch_checkpoints(args.run, args.last)
+        out = average_checkpoints(paths, args.run / "model.pt", args.output or args.run / "model_avg.pt")
+    except (ModelFileError, ValueError) as err:
+        print(f"asr-average: error: {err}", file=sys.stderr)
+        return 2
+    print(f"averaged {', '.join(p.name for p in paths)} -> {out}")
+    return 0

@@ -1,0 +1,1 @@
+"""The training loop (CTC loss, schedule, checkpoints, exact resume) and data-parallel plumbing."""

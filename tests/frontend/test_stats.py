@@ -1,0 +1,28 @@
+import pytest
+import torch
+
+from asr.config.schema import ConfigError
+from asr.data.manifest import read_manifest
+from asr.frontend.features import FeatureConfig
+from asr.frontend.stats import build_vocab, compute_stats, load_stats, load_vocab, save_stats, save_vocab
+
+
+def test_vocab_and_stats_round_trip_and_feature_mismatch_is_named(tone_corpus, tmp_path):
+    utts = read_manifest(tone_corpus)
+    tok = build_vocab(utts)
+    save_vocab(tmp_path / "vocab.json", tok)
+    assert load_vocab(tmp_path / "vocab.json").vocab == ["<blank>", " ", "a", "b", "c"]
+    stats = compute_stats(utts, FeatureConfig())
+    save_stats(tmp_path / "stats.pt", stats)
+    back = load_stats(tmp_path / "stats.pt", FeatureConfig(stack=4))  # stacking does not change the statistics
+    assert torch.equal(back["mean"], stats["mean"]) and back["frames"] == stats["frames"] > 0
+    with pytest.raises(ConfigError, match=r"features\.n_mfcc: 40 there, 13 here"):
+        load_stats(tmp_path / "stats.pt", FeatureConfig(n_mfcc=13))
+
+
+def test_missing_or_broken_vocab_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_vocab(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text('["a", "b"]')
+    with pytest.raises(ConfigError, match="must start with"):
+        load_vocab(tmp_path / "bad.json")

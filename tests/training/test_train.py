@@ -1,0 +1,159 @@
+"""Training end to end on the tone corpus: WER reaches 0, resume is exact, model files round-trip."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from conftest import tiny_settings
+
+from asr.data.manifest import read_manifest
+from asr.inference.evaluate import evaluate
+from asr.models.checkpoint import ModelFileError, load_model, safe_load
+from asr.training.train import train
+
+
+def test_overfit_drives_wer_to_zero_and_model_file_reproduces_it(tone_corpus, tmp_path):
+    summary = train(tiny_settings(tone_corpus), tmp_path / "run")
+    assert summary["best_dev_wer"] == 0.0
+    model, tokenizer, bundle = load_model(tmp_path / "run" / "model.pt")
+    result = evaluate(model, tokenizer, read_manifest(tone_corpus), out_dir=tmp_path / "eval")
+    assert result["wer"] == 0.0 and result["cer"] == 0.0
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["wer"] == 0.0
+    # the model file is self-describing: vocabulary, feature settings and statistics inside
+    assert bundle["vocab"][0] == "<blank>" and set(bundle["vocab"][1:]) == set("abc ")
+    assert bundle["features"]["n_mfcc"] == 40
+    assert not torch.allclose(bundle["state_dict"]["features.mean"], torch.zeros(40))
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 40 and log[-1]["train_loss"] < log[0]["train_loss"] / 5
+    # memory is logged per epoch (benchmarks/train_memory.py reads it): resident <= peak, both plausible
+    assert all(100 < e["rss_mb"] <= e["peak_rss_mb"] < 100_000 for e in log)
+
+
+def test_resume_continues_exactly(tone_corpus, tmp_path):
+    straight = tiny_settings(tone_corpus, max_epochs=4)
+    train(straight, tmp_path / "straight")
+    # same run, interrupted after 2 epochs, then resumed to 4
+    train(dataclasses.replace(straight, trainer=dataclasses.replace(straight.trainer, max_epochs=2)),
+          tmp_path / "resumed")
+    train(dataclasses.replace(straight, trainer=dataclasses.replace(straight.trainer, resume=True)),
+          tmp_path / "resumed")
+    a = safe_load(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = safe_load(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    assert a["state"]["step"] == b["state"]["step"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    logs = [(tmp_path / d / "train_log.jsonl").read_text() for d in ("straight", "resumed")]
+    assert [json.loads(x)["train_loss"] for x in logs[0].splitlines()] == \
+           [json.loads(x)["train_loss"] for x in logs[1].splitlines()]
+
+
+def test_resume_mid_epoch_continues_exactly(tone_corpus, tmp_path, monkeypatch):
+    import asr.training.train
+
+    s = tiny_settings(tone_corpus, max_epochs=2, checkpoint_every_steps=1)
+    train(s, tmp_path / "straight")
+    real_save = asr.training.train._save_checkpoint
+
+    def save_then_die(ckpt_dir, model, optimizer, scheduler, sampler, state, keep):
+        real_save(ckpt_dir, model, optimizer, scheduler, sampler, state, keep)
+        if state["epoch"] == 1 and state["batches_done"] == 2:  # two batches into the second epoch
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(asr.training.train, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(s, tmp_path / "cut")
+    monkeypatch.undo()
+    ckpt = safe_load(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert (ckpt["state"]["epoch"], ckpt["state"]["batches_done"]) == (1, 2)
+    train(dataclasses.replace(s, trainer=dataclasses.replace(s.trainer, resume=True)), tmp_path / "cut")
+    a = safe_load(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = safe_load(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert a["state"]["step"] == b["state"]["step"]
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tone_corpus, tmp_path):
+    from asr.config.schema import ConfigError
+
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        train(tiny_settings(tone_corpus, resume=True, max_epochs=1), tmp_path / "nothing")
+
+
+def test_pickled_model_file_is_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "asr-model", "payload": Payload()}, evil)
+    with pytest.raises(ModelFileError, match="refused"):
+        load_model(evil)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="not an asr model file"):
+        load_model(tmp_path / "other.pt")
+
+
+def test_resume_mid_epoch_with_waveform_augmentation_is_exact(tone_corpus, tmp_path, monkeypatch):
+    """Speed, rooms, noise and volume are drawn from (seed, epoch, utterance): a resumed run sees the same audio."""
+    import asr.training.train
+    from asr.config.schema import AugmentConfig
+
+    s = tiny_settings(tone_corpus, max_epochs=2, checkpoint_every_steps=1)
+    s = dataclasses.replace(s, augment=AugmentConfig(spec_augment=True, speed_perturb=True, noise=True,
+                                                     noise_prob=1.0, volume=True, reverb=True, reverb_prob=0.5))
+    train(s, tmp_path / "straight")
+    real_save = asr.training.train._save_checkpoint
+
+    def save_then_die(ckpt_dir, model, optimizer, scheduler, sampler, state, keep):
+        real_save(ckpt_dir, model, optimizer, scheduler, sampler, state, keep)
+        if state["epoch"] == 1 and state["batches_done"] == 1:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(asr.training.train, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(s, tmp_path / "cut")
+    monkeypatch.undo()
+    train(dataclasses.replace(s, trainer=dataclasses.replace(s.trainer, resume=True)), tmp_path / "cut")
+    a = safe_load(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = safe_load(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    # and the augmentation did change training: without it the weights differ
+    plain = dataclasses.replace(s, augment=dataclasses.replace(s.augment, speed_perturb=False, noise=False,
+                                                                volume=False, reverb=False))
+    train(plain, tmp_path / "plain")
+    c = safe_load(tmp_path / "plain" / "checkpoints" / "last.pt")
+    assert not all(torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
+
+
+def test_average_of_last_epochs_is_written_and_scored(tone_corpus, tmp_path):
+    from asr.models.checkpoint import average_main
+
+    s = tiny_settings(tone_corpus, max_epochs=5, keep_checkpoints=3, average_last=3)
+    summary = train(s, tmp_path / "run")
+    ckpts = [safe_load(tmp_path / "run" / "checkpoints" / f"epoch-{e}.pt")["model"] for e in (3, 4, 5)]
+    avg = safe_load(tmp_path / "run" / "model_avg.pt")
+    for k, v in avg["state_dict"].items():
+        torch.testing.assert_close(v, sum(c[k] for c in ckpts) / 3, rtol=1e-6, atol=1e-7)
+    assert avg["metrics"]["averaged_from"] == ["epoch-3.pt", "epoch-4.pt", "epoch-5.pt"]
+    assert 0.0 <= summary["averaged_dev_wer"] <= 1.0 and summary["averaged_model"].endswith("model_avg.pt")
+    model, _, _ = load_model(tmp_path / "run" / "model_avg.pt")  # a complete model file
+    assert model.acoustic.output.out_features == 5
+    assert average_main([str(tmp_path / "run"), "--last", "2", "--output", str(tmp_path / "two.pt")]) == 0
+    two = safe_load(tmp_path / "two.pt")["state_dict"]
+    k = "acoustic.output.weight"
+    torch.testing.assert_close(two[k], (ckpts[1][k] + ckpts[2][k]) / 2)
+    assert average_main([str(tmp_path / "run"), "--last", "4"]) == 2  # only 3 epochs kept
+
+
+def test_average_state_dicts_hand_built():
+    from asr.models.checkpoint import average_state_dicts
+
+    states = [{"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}, {"w": torch.tensor([3.0, 6.0]),
+                                                                      "n": torch.tensor(4)}]
+    out = average_state_dicts(states)
+    assert out["w"].tolist() == [2.0, 4.0] and out["n"].item() == 4  # integers come from the last state
+    with pytest.raises(ModelFileError, match="b.pt"):
+        average_state_dicts([states[0], {"w": torch.zeros(3), "n": torch.tensor(1)}], ["a.pt", "b.pt"])
