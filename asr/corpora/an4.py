@@ -25,31 +25,27 @@ the official test set (130 utterances, 10 speakers). Every manifest record carri
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
 import shutil
 import sys
-import tarfile
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import soundfile as sf
 
+from asr.corpora.download import DownloadError, download_file, extract_tar
 from asr.data.audio import AudioError, audio_info
 from asr.data.manifest import ManifestError, read_manifest, write_manifest
+from asr.data.sphere import read_sphere
 from asr.data.text import normalize_text
 from asr.fileio import atomic_write_text
 
 AN4_URL = "http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz"
 
-# Training speakers held out for model selection: the same six as the staged copy in
-# /work/shared/data/an4 (drawn with random.Random(1234), 2 female + 4 male), so dev numbers compare.
+# Training speakers held out for model selection, drawn once with random.Random(1234) (2 female +
+# 4 male). Prepared copies of AN4 hold out the same six, so dev numbers compare across them.
 DEV_SPEAKERS = ("fejs", "fnsv", "mblb", "mcfl", "mrab", "mtxj")
 
 SPLITS = ("train", "dev", "test", "train_full")
@@ -61,10 +57,9 @@ _OFFICIAL = {"train_full": ("an4_train", "an4_clstk"), "test": ("an4_test", "an4
 # git repository has the same tree as RIFF .wav.
 _AUDIO_EXTS = (".sph", ".wav", ".flac")
 
+_ARCHIVE_NAME = ".an4_sphere.tar.gz"     # in target_dir while downloading (as .part) and extracting
 _DOWNLOAD_MARKER = ".an4_download.done"  # lives inside an4/, so it appears with the tree in one rename
 _PREPARE_MARKER = ".an4_prepared.json"   # in out_dir; also keeps the summary and the skip report
-_RETRY_WAIT_S = 5.0                      # first back-off between download attempts; doubles each time
-_CHUNK_BYTES = 1 << 20
 
 _TRANSCRIPT_LINE = re.compile(r"^(?P<text>.*?)\s*\((?P<utt>[^()\s]+)\)\s*$")
 
@@ -81,10 +76,11 @@ def download_an4(target_dir: str | os.PathLike, *, url: str = AN4_URL, retries: 
                  timeout_s: float = 60.0) -> Path:
     """Download and extract CMU's ``an4_sphere.tar.gz`` into ``target_dir/an4``; return that path.
 
-    The archive is streamed to a temporary file, extracted into a temporary folder (members with
-    absolute paths, ``..`` or links leaving the folder are refused), and renamed into place in one
-    step together with a done-marker, so an interrupted run leaves nothing half-extracted and a
-    rerun after success is a no-op.
+    The archive is fetched with :func:`asr.corpora.download.download_file` (an interrupted
+    download resumes on the next run), extracted into a temporary folder (members with
+    absolute paths, ``..`` or links leaving the folder are refused), and renamed into place in
+    one step together with a done-marker, so an interrupted run leaves nothing half-extracted
+    and a rerun after success is a no-op.
 
     Args:
         target_dir: folder that receives ``an4/`` (created if needed).
@@ -106,115 +102,38 @@ def download_an4(target_dir: str | os.PathLike, *, url: str = AN4_URL, retries: 
                        f"remove it, or if it is a complete copy run: python -m asr.corpora.an4 prepare "
                        f"--src {root} --out DIR")
     target_dir.mkdir(parents=True, exist_ok=True)
-    fd, archive_name = tempfile.mkstemp(prefix=".an4_sphere.", suffix=".tar.gz.part", dir=target_dir)
-    os.close(fd)
-    archive = Path(archive_name)
-    staging = Path(tempfile.mkdtemp(prefix=".an4_extract.", dir=target_dir))
     try:
-        _fetch(url, archive, retries=retries, timeout_s=timeout_s)
-        print(f"extracting {url} into {root}", flush=True)
-        _safe_extract(archive, staging, what=url)
+        archive = download_file(url, target_dir / _ARCHIVE_NAME, retries=retries, timeout_s=timeout_s)
+    except DownloadError as err:
+        raise An4Error(f"{err}. If you already have AN4 (the extracted an4/ folder, or a directory with "
+                       f"manifests), skip the download and run: "
+                       f"python -m asr.corpora.an4 prepare --src /path/to/an4 --out DIR") from None
+    try:
+        _extract_into_place(archive, root, url)
+    except An4Error:
+        archive.unlink(missing_ok=True)  # a damaged or foreign archive: the next run fetches it again
+        raise
+    archive.unlink()
+    print(f"AN4 downloaded to {root}")
+    return root
+
+
+def _extract_into_place(archive: Path, root: Path, url: str) -> None:
+    """Extract ``archive`` into a staging folder beside ``root``, then rename its ``an4/`` to ``root``."""
+    print(f"extracting {url} into {root}", flush=True)
+    staging = Path(tempfile.mkdtemp(prefix=".an4_extract.", dir=root.parent))
+    try:
+        try:
+            extract_tar(archive, staging, what=url)
+        except DownloadError as err:
+            raise An4Error(str(err)) from None
         extracted = staging / "an4"
         if not (extracted / "etc").is_dir():
             raise An4Error(f"{url}: the archive has no an4/etc/ folder; is it the AN4 sphere archive?")
         (extracted / _DOWNLOAD_MARKER).write_text(f"{url}\n", encoding="utf-8")
         os.replace(extracted, root)
     finally:
-        archive.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"AN4 downloaded to {root}")
-    return root
-
-
-def _fetch(url: str, dest: Path, *, retries: int, timeout_s: float) -> None:
-    """Stream ``url`` into ``dest`` with progress lines, retrying transient failures."""
-    last_err: BaseException | None = None
-    for attempt in range(1, max(1, retries) + 1):
-        try:
-            print(f"downloading {url}", flush=True)
-            with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(dest, "wb") as out:
-                total = int(resp.headers.get("Content-Length") or 0)
-                _copy_with_progress(resp, out, total)
-            return
-        except (OSError, http.client.HTTPException) as err:  # URLError and socket timeouts are OSErrors
-            last_err = err
-            if (isinstance(err, urllib.error.HTTPError) and 400 <= err.code < 500
-                    or isinstance(err, urllib.error.URLError) and isinstance(err.reason, FileNotFoundError)):
-                break  # the server said no (or a file:// path is wrong); asking again will not help
-            if attempt < retries:
-                wait_s = _RETRY_WAIT_S * 2 ** (attempt - 1)
-                print(f"  attempt {attempt}/{retries} failed ({_why(err)}); retrying in {wait_s:.0f} s", flush=True)
-                time.sleep(wait_s)
-    raise An4Error(f"could not download {url}: {_why(last_err)}. If you already have AN4 (the extracted an4/ "
-                   f"folder, or a directory with manifests), skip the download and run: "
-                   f"python -m asr.corpora.an4 prepare --src /path/to/an4 --out DIR")
-
-
-def _copy_with_progress(resp, out, total: int) -> None:
-    """Copy in chunks, printing a line every 10% (every 10 MB when the size is unknown)."""
-    done, next_report = 0, 0.1
-    while chunk := resp.read(_CHUNK_BYTES):
-        out.write(chunk)
-        done += len(chunk)
-        if total and done / total >= next_report:
-            print(f"  {done / 1e6:.1f} / {total / 1e6:.1f} MB ({100 * done / total:.0f}%)", flush=True)
-            next_report = min(1.0, done / total + 0.1)
-        elif not total and done // (10 * 10**6) > (done - len(chunk)) // (10 * 10**6):
-            print(f"  {done / 1e6:.1f} MB", flush=True)
-    if total and done < total:
-        # a connection dropped mid-body can end the stream quietly; treat it as a failed attempt
-        raise OSError(f"connection closed after {done} of {total} bytes")
-
-
-def _why(err: BaseException | None) -> str:
-    if isinstance(err, urllib.error.HTTPError):
-        return f"HTTP {err.code} {err.reason}"
-    if isinstance(err, urllib.error.URLError):
-        return str(err.reason)
-    return f"{type(err).__name__}: {err}"
-
-
-def _safe_extract(archive: Path, dest: Path, *, what: str) -> None:
-    """Extract ``archive`` into ``dest``, refusing any member that could write outside it.
-
-    Our own member check runs on every Python; tarfile's ``filter="data"`` (Python >= 3.11.4)
-    adds its checks (permissions, special files) on top where available.
-    """
-    dest = dest.resolve()
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                reason = _unsafe_member(member, dest)
-                if reason:
-                    raise An4Error(f"{what}: refusing to extract archive member {member.name!r}: {reason}")
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, members=members, filter="data")
-            else:
-                tar.extractall(dest, members=members)
-    except tarfile.TarError as err:  # includes tarfile.FilterError from filter="data"
-        raise An4Error(f"{what}: cannot extract the archive ({err})") from None
-
-
-def _unsafe_member(member: tarfile.TarInfo, dest: Path) -> str | None:
-    """Why ``member`` must not be extracted into ``dest``, or None when it is safe."""
-    def inside(path: str) -> bool:
-        return Path(os.path.normpath(dest / path)).is_relative_to(dest)
-
-    if os.path.isabs(member.name) or member.name.startswith(("/", "\\")):
-        return "absolute path"
-    if not inside(member.name):
-        return "path leaves the extraction folder"
-    if member.issym():
-        link_from = str(PurePosixPath(member.name).parent / member.linkname)
-        if os.path.isabs(member.linkname) or not inside(link_from):
-            return f"symbolic link to {member.linkname!r} outside the extraction folder"
-    elif member.islnk():
-        if os.path.isabs(member.linkname) or not inside(member.linkname):
-            return f"hard link to {member.linkname!r} outside the extraction folder"
-    elif not (member.isfile() or member.isdir()):
-        return "device, FIFO or other special file"
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,73 +324,6 @@ def _convert_to_flac(src: Path, dst: Path) -> float:
     finally:
         tmp.unlink(missing_ok=True)
     return len(samples) / rate_hz
-
-
-def read_sphere(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Decode an uncompressed 16-bit PCM NIST SPHERE file without libsndfile.
-
-    The header is ASCII: ``NIST_1A``, the header size in bytes (1024 for AN4), then
-    ``key -type value`` lines up to ``end_head``. ``sample_byte_format`` 01 is little endian,
-    10 big endian. Shorten-compressed files are refused (decompress them with ``sph2pipe``).
-
-    Returns:
-        ``(samples, sample_rate_hz)``: int16 samples, ``(frames,)`` for mono or
-        ``(frames, channels)``.
-
-    Raises:
-        AudioError: not SPHERE, unsupported coding, or fewer samples than the header promises.
-    """
-    with open(path, "rb") as f:
-        head = f.read(1024)
-        if not head.startswith(b"NIST_1A"):
-            raise AudioError(path, "not a NIST SPHERE file (no NIST_1A header)")
-        lines = head.decode("ascii", errors="replace").splitlines()
-        try:
-            header_bytes = int(lines[1])
-        except (IndexError, ValueError):
-            raise AudioError(path, "NIST SPHERE header has no valid size on its second line") from None
-        if header_bytes > len(head):
-            head += f.read(header_bytes - len(head))
-            lines = head.decode("ascii", errors="replace").splitlines()
-        f.seek(header_bytes)
-        data = f.read()
-
-    fields: dict[str, int | float | str] = {}
-    for line in lines[2:]:
-        parts = line.strip().split(None, 2)
-        if parts == ["end_head"]:
-            break
-        if len(parts) == 3:
-            key, kind, value = parts
-            try:
-                fields[key] = int(value) if kind == "-i" else float(value) if kind == "-r" else value
-            except ValueError:
-                raise AudioError(path, f"bad SPHERE header field {line.strip()!r}") from None
-
-    coding = str(fields.get("sample_coding", "pcm"))
-    if "shorten" in coding or "wavpack" in coding:
-        raise AudioError(path, f"compressed SPHERE ({coding}) is not supported; decompress it with sph2pipe")
-    if not coding.startswith("pcm") or fields.get("sample_n_bytes", 2) != 2:
-        raise AudioError(path, f"unsupported SPHERE coding {coding!r} with {fields.get('sample_n_bytes')} bytes "
-                               "per sample (only 16-bit PCM)")
-    byte_format = str(fields.get("sample_byte_format", "01"))
-    if byte_format not in ("01", "10"):
-        raise AudioError(path, f"unsupported sample_byte_format {byte_format!r} (expected 01 or 10)")
-    try:
-        rate_hz = int(fields["sample_rate"])
-        channels = int(fields.get("channel_count", 1))
-    except (KeyError, ValueError, TypeError):
-        raise AudioError(path, "SPHERE header lacks a usable sample_rate or channel_count") from None
-    if rate_hz <= 0 or channels <= 0:
-        raise AudioError(path, f"invalid sample_rate {rate_hz} or channel_count {channels}")
-    frames = int(fields.get("sample_count", len(data) // (2 * channels)))
-    if len(data) < frames * channels * 2:
-        raise AudioError(path, f"truncated: header says {frames} samples, file holds {len(data) // (2 * channels)}")
-
-    dtype = "<i2" if byte_format == "01" else ">i2"
-    samples = np.frombuffer(data, dtype=dtype, count=frames * channels).astype(np.int16)
-    samples = samples.reshape(frames, channels) if channels > 1 else samples  # interleaved -> (frames, channels)
-    return samples, rate_hz
 
 
 def _splits_from_manifests(src_dir: Path, dev_speakers) -> tuple[dict[str, list[dict]], list[dict]]:
