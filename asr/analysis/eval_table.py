@@ -18,8 +18,6 @@ ties broken by CER, and the overrides that reproduce it) into the multirun folde
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import os
@@ -27,7 +25,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asr.analysis.sweep import _natural_key, _read_json
+from asr.analysis import tables
+from asr.analysis.runs import natural_key, read_json_object
 from asr.fileio import atomic_write_text
 
 
@@ -47,7 +46,7 @@ class EvalJob:
 
 def read_eval_job(summary_path: Path, root: Path) -> EvalJob:
     """One job from an ``asr-evaluate`` ``summary.json``; raises ``ValueError`` naming the file."""
-    s = _read_json(summary_path)
+    s = read_json_object(summary_path)
     try:
         settings = {f"decoder.{k}": v for k, v in (s.get("decoder_settings") or {"name": s["decoder"]}).items()}
         settings["model"] = s.get("model", "")
@@ -69,7 +68,7 @@ def collect_evals(root: str | os.PathLike) -> list[EvalJob]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder (expected an asr-evaluate -m multirun directory)")
-    paths = sorted(root.rglob("summary.json"), key=lambda p: _natural_key(str(p.parent)))
+    paths = sorted(root.rglob("summary.json"), key=lambda p: natural_key(str(p.parent)))
     if not paths:
         raise FileNotFoundError(f"{root}: no evaluations found (no summary.json in any folder below)")
     return [read_eval_job(p, root) for p in paths]
@@ -94,29 +93,24 @@ def markdown_table(jobs: list[EvalJob]) -> str:
     """The evaluations as a markdown table; the best row's WER is bold."""
     keys = varying_keys(jobs)
     best = best_job(jobs)
-    head = ["job", *keys, "WER", "CER", "RTF", "search RTF"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * (1 + len(keys)) + ["---:"] * 4) + "|"]
+    rows = []
     for j in jobs:
-        wer = f"{100 * j.wer:.2f} %"
+        wer = f"{100 * j.wer:.2f} %"  # a NaN score reads "nan %": a broken evaluation, not a missing one
         rtf = "–" if j.real_time_factor is None else f"{j.real_time_factor:.4f}"
         srtf = "–" if j.search_real_time_factor is None else f"{j.search_real_time_factor:.4f}"
-        cells = [j.job, *(_value(j.settings.get(k)) for k in keys),
-                 f"**{wer}**" if j is best else wer, f"{100 * j.cer:.2f} %", rtf, srtf]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([j.job, *(_value(j.settings.get(k)) for k in keys),
+                     f"**{wer}**" if j is best else wer, f"{100 * j.cer:.2f} %", rtf, srtf])
+    return tables.markdown_table(["job", *keys, "WER", "CER", "RTF", "search RTF"], rows, left=1 + len(keys))
 
 
 def csv_table(jobs: list[EvalJob]) -> str:
     """Raw values: the varying settings, WER/CER as fractions, real-time factors, utterances."""
     keys = varying_keys(jobs)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["job", *keys, "wer", "cer", "real_time_factor", "search_real_time_factor", "utterances"])
-    for j in jobs:
-        writer.writerow([j.job, *(_value(j.settings.get(k)) for k in keys), j.wer, j.cer,
-                         "" if j.real_time_factor is None else j.real_time_factor,
-                         "" if j.search_real_time_factor is None else j.search_real_time_factor, j.utterances])
-    return buf.getvalue()
+    head = ["job", *keys, "wer", "cer", "real_time_factor", "search_real_time_factor", "utterances"]
+    return tables.csv_text(head, [[j.job, *(_value(j.settings.get(k)) for k in keys), j.wer, j.cer,
+                                   "" if j.real_time_factor is None else j.real_time_factor,
+                                   "" if j.search_real_time_factor is None else j.search_real_time_factor,
+                                   j.utterances] for j in jobs])
 
 
 def write_tables(jobs: list[EvalJob], out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -2,15 +2,15 @@
 
 The ``*_figure(s)`` functions take plain arrays (time in seconds, WER as a fraction) and
 return ``matplotlib.figure.Figure`` objects; :func:`save_figure` writes one as PNG, and
-:func:`write_training_curves` does all of it for a run's ``train_log.jsonl``. Figures are
-built with the object API, never ``pyplot``, so this module neither needs a display nor
-changes the backend of a notebook that imports it.
+:func:`write_training_curves` does all of it for a run's ``train_log.jsonl`` (read by
+:func:`asr.analysis.runs.read_train_log`). Figures are built with the object API, never
+``pyplot``, so this module neither needs a display nor changes the backend of a notebook
+that imports it.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from asr.analysis.runs import read_train_log
 from asr.fileio import atomic_open
 
 if TYPE_CHECKING:
@@ -271,32 +272,6 @@ def wer_vs_params_figure(parameters: Sequence[int], dev_wer: Sequence[float], la
                               label="test WER (hollow, dashed)"))
     ax.legend(handles=handles, fontsize=8)
     return fig
-
-
-def read_train_log(path: str | os.PathLike) -> list[dict]:
-    """Rows of a run's ``train_log.jsonl`` (one JSON object per epoch), in file order.
-
-    Raises:
-        FileNotFoundError: no such file (the message says what was expected there).
-        ValueError: a line is not a JSON object with ``epoch``, ``train_loss`` and ``lr``; names file and line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no training log here (asr-train writes train_log.jsonl in its run directory)")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-        if not isinstance(row, dict) or not {"epoch", "train_loss", "lr"} <= set(row):
-            raise ValueError(f"{path}:{n}: expected a JSON object with epoch, train_loss and lr")
-        rows.append(row)
-    if not rows:
-        raise ValueError(f"{path}: the training log is empty (no epoch finished yet)")
-    return rows
 
 
 def write_training_curves(run_dir: str | os.PathLike, out_dir: str | os.PathLike, dpi: int = 100) -> list[Path]:

@@ -22,19 +22,19 @@ listed as unfinished, never silently dropped.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import math
 import os
-import re
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import yaml
 
+from asr.analysis import tables
+from asr.analysis.runs import finite_or_none, natural_key, read_json_object, read_train_log
 from asr.fileio import atomic_write_text
+from asr.inference.metrics import format_pct
+
+NA = "–"  # a cell with nothing to show: not finished, not evaluated, no dev set
 
 
 @dataclass(frozen=True)
@@ -63,35 +63,16 @@ class SweepJob:
         return f"{self.num_layers}×{self.hidden_size}"
 
 
-def _natural_key(path: str) -> list:
-    """Sort ``2`` before ``10``: digit runs compare as numbers."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not readable JSON ({err})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return obj
-
-
-def _finite(x) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
-
-
 def _test_wer(job_dir: Path) -> float | None:
     """WER of an evaluation ``summary.json`` in the job folder or one below; ``test`` manifests first."""
     found = [p for p in [job_dir / "summary.json", *sorted(job_dir.glob("*/summary.json"))] if p.is_file()]
-    summaries = [(p, s) for p, s in zip(found, map(_read_json, found)) if "wer" in s]
+    summaries = [(p, s) for p, s in zip(found, map(read_json_object, found)) if "wer" in s]
     if not summaries:
         return None
     # file names only: a folder above (a pytest tmp dir, say) may say "test" for any manifest
     _, best = min(summaries, key=lambda ps: ("test" not in Path(str(ps[1].get("manifest", ""))).name.lower(),
                                             "test" not in ps[0].parent.name.lower()))
-    return _finite(best["wer"])
+    return finite_or_none(best["wer"])
 
 
 def read_job(job_dir: Path, root: Path) -> SweepJob:
@@ -110,10 +91,11 @@ def read_job(job_dir: Path, root: Path) -> SweepJob:
     summary_path = job_dir / "train_summary.json"
     if not summary_path.is_file():
         return _progress(job, job_dir)
-    s = _read_json(summary_path)
+    s = read_json_object(summary_path)
     try:
-        done = {"parameters": int(s["parameters"]), "train_minutes": _finite(s.get("train_minutes")),
-                "epochs": s.get("epochs"), "best_epoch": s.get("best_epoch"), "dev_wer": _finite(s.get("best_dev_wer"))}
+        done = {"parameters": int(s["parameters"]), "train_minutes": finite_or_none(s.get("train_minutes")),
+                "epochs": s.get("epochs"), "best_epoch": s.get("best_epoch"),
+                "dev_wer": finite_or_none(s.get("best_dev_wer"))}
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{summary_path}: no usable parameter count ({type(err).__name__}: {err})") from None
     return SweepJob(**{**asdict(job), **done, "test_wer": _test_wer(job_dir)})
@@ -121,14 +103,12 @@ def read_job(job_dir: Path, root: Path) -> SweepJob:
 
 def _progress(job: SweepJob, job_dir: Path) -> SweepJob:
     """An unfinished job with the epochs its ``train_log.jsonl`` records and the best dev WER among them."""
-    from asr.analysis.plots import read_train_log  # the one reader of training logs (asr-plot's); matplotlib only here
-
     log_path = job_dir / "train_log.jsonl"
     if not log_path.is_file():
         return job
     entries = read_train_log(log_path)  # ValueError naming the file and line of a malformed entry
     epochs = max(int(e["epoch"]) for e in entries)
-    scored = [(w, int(e["epoch"])) for e in entries if (w := _finite(e.get("dev_wer"))) is not None]
+    scored = [(w, int(e["epoch"])) for e in entries if (w := finite_or_none(e.get("dev_wer"))) is not None]
     dev, best_epoch = min(scored) if scored else (None, None)
     return SweepJob(**{**asdict(job), "epochs": epochs, "best_epoch": best_epoch, "dev_wer": dev,
                        "test_wer": _test_wer(job_dir)})
@@ -147,16 +127,12 @@ def collect_sweep(root: str | os.PathLike) -> list[SweepJob]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder (expected an asr-train -m sweep directory)")
-    job_dirs = sorted({p.parent for p in root.rglob("config.resolved.yaml")}, key=lambda p: _natural_key(str(p)))
+    job_dirs = sorted({p.parent for p in root.rglob("config.resolved.yaml")}, key=lambda p: natural_key(str(p)))
     if not job_dirs:
         raise FileNotFoundError(f"{root}: no training jobs found (no config.resolved.yaml in any folder below)")
     jobs = [read_job(d, root) for d in job_dirs]
-    return sorted([j for j in jobs if j.finished], key=lambda j: (j.parameters, _natural_key(j.job))) + \
+    return sorted([j for j in jobs if j.finished], key=lambda j: (j.parameters, natural_key(j.job))) + \
         [j for j in jobs if not j.finished]
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.2f} %"
 
 
 def markdown_table(jobs: list[SweepJob]) -> str:
@@ -165,34 +141,34 @@ def markdown_table(jobs: list[SweepJob]) -> str:
     best = min((j.dev_wer for j in jobs if j.finished and j.dev_wer is not None), default=None)
     head = ["job", "rnn", "layers", "hidden", "parameters", "train min", "epochs (best)", "dev WER"]
     head += ["test WER"] if with_test else []
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    rows = []
     for j in jobs:
-        rnn = ("B" if j.bidirectional else "") + j.rnn_type.upper()
-        if not j.finished:  # what it reached before it stopped, never bold
-            reached = "not finished" if j.epochs is None else \
-                f"stopped at {j.epochs}" + (f" of {j.planned_epochs}" if j.planned_epochs else "") + \
-                (f" ({j.best_epoch})" if j.best_epoch is not None else "")
-            cells = [j.job, rnn, str(j.num_layers), str(j.hidden_size), "–", "–", reached, _pct(j.dev_wer)]
-            cells += [_pct(j.test_wer)] if with_test else []
-        else:
-            dev = _pct(j.dev_wer)
-            cells = [j.job, rnn, str(j.num_layers), str(j.hidden_size), f"{j.parameters / 1e6:.2f} M",
-                     "–" if j.train_minutes is None else f"{j.train_minutes:.1f}", f"{j.epochs} ({j.best_epoch})",
-                     f"**{dev}**" if j.dev_wer is not None and j.dev_wer == best else dev]
-            cells += [_pct(j.test_wer)] if with_test else []
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        size = [j.job, ("B" if j.bidirectional else "") + j.rnn_type.upper(), str(j.num_layers), str(j.hidden_size)]
+        cells = _finished_cells(j, best) if j.finished else _unfinished_cells(j)
+        rows.append(size + cells + ([format_pct(j.test_wer, NA)] if with_test else []))
+    return tables.markdown_table(head, rows, left=2)
+
+
+def _finished_cells(j: SweepJob, best_dev_wer: float | None) -> list[str]:
+    """Parameters, minutes, epochs (best) and dev WER of a finished job; the sweep's best dev WER in bold."""
+    dev = format_pct(j.dev_wer, NA)
+    bold = j.dev_wer is not None and j.dev_wer == best_dev_wer
+    return [f"{j.parameters / 1e6:.2f} M", NA if j.train_minutes is None else f"{j.train_minutes:.1f}",
+            f"{j.epochs} ({j.best_epoch})", f"**{dev}**" if bold else dev]
+
+
+def _unfinished_cells(j: SweepJob) -> list[str]:
+    """What an unfinished job reached before it stopped; never bold, whatever its dev WER."""
+    reached = "not finished" if j.epochs is None else \
+        f"stopped at {j.epochs}" + (f" of {j.planned_epochs}" if j.planned_epochs else "") + \
+        (f" ({j.best_epoch})" if j.best_epoch is not None else "")
+    return [NA, NA, reached, format_pct(j.dev_wer, NA)]
 
 
 def csv_table(jobs: list[SweepJob]) -> str:
     """The sweep as CSV with raw values (WER as a fraction, minutes, parameter count); empty: not available."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
     names = [f.name for f in fields(SweepJob)]
-    writer.writerow(names)
-    for j in jobs:
-        writer.writerow(["" if getattr(j, n) is None else getattr(j, n) for n in names])
-    return buf.getvalue()
+    return tables.csv_text(names, [["" if getattr(j, n) is None else getattr(j, n) for n in names] for j in jobs])
 
 
 def _line_groups(jobs: list[SweepJob]) -> list[str]:

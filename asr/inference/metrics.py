@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import jiwer
@@ -78,3 +79,12 @@ def alignment_text(ref: str, hyp: str) -> str:
 def add(a: ErrorCounts, b: ErrorCounts) -> ErrorCounts:
     return ErrorCounts(a.substitutions + b.substitutions, a.deletions + b.deletions,
                        a.insertions + b.insertions, a.hits + b.hits)
+
+
+def format_pct(rate: float | None, missing: str = "-") -> str:
+    """A rate (a fraction) as a percentage with two decimals: ``0.0757`` -> ``"7.57 %"``.
+
+    ``missing`` stands in for a rate that does not exist: ``None``, NaN or infinite (a run
+    without a dev set records its best dev WER as ``inf``).
+    """
+    return missing if rate is None or not math.isfinite(rate) else f"{100 * rate:.2f} %"

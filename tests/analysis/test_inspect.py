@@ -14,7 +14,8 @@ from conftest import SR, TONE_TEXTS, tone_audio, train_tone_model
 
 from asr.analysis.gates import layer_input
 from asr.analysis.inspection import figure_names, inspect_utterance, write_inspection
-from asr.analysis.plots import read_train_log, training_figures
+from asr.analysis.plots import training_figures
+from asr.analysis.runs import read_train_log
 from asr.config.schema import ConfigError, ModelConfig
 from asr.data.audio import load_audio
 from asr.frontend.features import FeatureConfig
