@@ -53,7 +53,9 @@ import numpy as np
 import soundfile as sf
 
 from asr.data.audio import resample
+from asr.data.manifest import write_manifest
 from asr.data.text import normalize_text
+from asr.fileio import atomic_write_text
 
 # data/ ships inside the package as asr.assets (see pyproject.toml), so wheels find it too
 DOMAIN_FILE = Path(str(importlib.resources.files("asr.assets"))) / "synthetic" / "an4_domain.json"
@@ -176,7 +178,28 @@ def synthesize(text: str, *, voice: str = "en-us", rate_wpm: int = 175, pitch: i
     lib = _load(lib_path)
     chunks: list[np.ndarray] = []
     phonemes: list[str] = []
+    callback = _SynthCallback(_collector(chunks, phonemes))  # must outlive espeak_Synth
+    initialized = False
+    try:
+        sample_rate_hz = _initialize(lib, data_path)
+        initialized = True
+        lib.espeak_SetSynthCallback(callback)
+        if with_phonemes:
+            lib.espeak_ng_SetPhonemeEvents(1, 0)
+        _set_voice(lib, voice, ((_RATE, rate_wpm), (_PITCH, pitch), (_RANGE, pitch_range),
+                                (_WORDGAP, word_gap_10ms), (_VOLUME, volume)))
+        _seed_noise(lib, lib_path, noise_seed)
+        _speak(lib, text, ssml)
+    finally:
+        if initialized:
+            lib.espeak_Terminate()
+        _unload(lib, lib_path, check_unloaded=True)
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    return Speech(samples.astype(np.int16, copy=False), int(sample_rate_hz), tuple(phonemes))
 
+
+def _collector(chunks: list[np.ndarray], phonemes: list[str]):
+    """The synth callback: append each block of samples to ``chunks`` and phoneme names to ``phonemes``."""
     def collect(wav, num_samples, events):
         if num_samples > 0:
             chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
@@ -187,46 +210,47 @@ def synthesize(text: str, *, voice: str = "en-us", rate_wpm: int = 175, pitch: i
             i += 1
         return 0  # 0 = continue synthesis
 
-    callback = _SynthCallback(collect)  # must outlive espeak_Synth
-    initialized = False
-    try:
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        sample_rate_hz = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(),
-                                               _INITIALIZE_DONT_EXIT)
-        if sample_rate_hz <= 0:
-            raise RuntimeError(f"espeak_Initialize failed with data {data_path}; {ESPEAK_INSTALL_HINT}")
-        initialized = True
-        lib.espeak_SetSynthCallback(callback)
-        if with_phonemes:
-            lib.espeak_ng_SetPhonemeEvents(1, 0)
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"eSpeak has no voice {voice!r}")
-        # Parameters after the voice: selecting a voice resets them.
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        for param, value in ((_RATE, rate_wpm), (_PITCH, pitch), (_RANGE, pitch_range), (_WORDGAP, word_gap_10ms),
-                             (_VOLUME, volume)):
-            lib.espeak_SetParameter(param, int(value), 0)
-        if not hasattr(lib, "espeak_ng_SetRandSeed"):
-            raise RuntimeError(f"{lib_path} is older than eSpeak NG 1.52 and cannot seed its noise, so its audio is "
-                               "not reproducible; upgrade it with `pip install -U espeakng-loader`")
-        # Two noise sources: eSpeak's own generator (breath; seeded from the clock at initialization)
-        # and libc rand() (the Klatt 6 voices). Seed both, or the audio changes every second.
-        lib.espeak_ng_SetRandSeed(ctypes.c_long(noise_seed))
-        ctypes.CDLL(None).srand(ctypes.c_uint(noise_seed & 0xFFFFFFFF))
-        data = text.encode("utf-8")
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        flags = _CHARS_UTF8 | (_SSML if ssml else 0)
-        status = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None)
-        if status != 0:
-            raise RuntimeError(f"espeak_Synth failed (status {status}) on {text!r}")
-    finally:
-        if initialized:
-            lib.espeak_Terminate()
-        _unload(lib, lib_path, check_unloaded=True)
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    return Speech(samples.astype(np.int16, copy=False), int(sample_rate_hz), tuple(phonemes))
+    return collect
+
+
+def _initialize(lib: ctypes.CDLL, data_path: str) -> int:
+    """Start eSpeak with synchronous output (samples go to the callback); return its sample rate in Hz."""
+    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    sample_rate_hz = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), _INITIALIZE_DONT_EXIT)
+    if sample_rate_hz <= 0:
+        raise RuntimeError(f"espeak_Initialize failed with data {data_path}; {ESPEAK_INSTALL_HINT}")
+    return sample_rate_hz
+
+
+def _set_voice(lib: ctypes.CDLL, voice: str, params: tuple[tuple[int, int], ...]) -> None:
+    """Select ``voice``, then set ``(parameter, value)`` pairs: selecting a voice resets them."""
+    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+    if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+        raise ValueError(f"eSpeak has no voice {voice!r}")
+    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    for param, value in params:
+        lib.espeak_SetParameter(param, int(value), 0)
+
+
+def _seed_noise(lib: ctypes.CDLL, lib_path: str, noise_seed: int) -> None:
+    """Seed both noise sources: eSpeak's own generator (breath; seeded from the clock at
+    initialization) and libc rand() (the Klatt 6 voices); otherwise the audio changes every second."""
+    if not hasattr(lib, "espeak_ng_SetRandSeed"):
+        raise RuntimeError(f"{lib_path} is older than eSpeak NG 1.52 and cannot seed its noise, so its audio is "
+                           "not reproducible; upgrade it with `pip install -U espeakng-loader`")
+    lib.espeak_ng_SetRandSeed(ctypes.c_long(noise_seed))
+    ctypes.CDLL(None).srand(ctypes.c_uint(noise_seed & 0xFFFFFFFF))
+
+
+def _speak(lib: ctypes.CDLL, text: str, ssml: bool) -> None:
+    """Synthesize ``text`` (UTF-8, SSML if ``ssml``); returns when every sample went to the callback."""
+    data = text.encode("utf-8")
+    lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                                 ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+    flags = _CHARS_UTF8 | (_SSML if ssml else 0)
+    status = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None)
+    if status != 0:
+        raise RuntimeError(f"espeak_Synth failed (status {status}) on {text!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -503,18 +527,10 @@ def generate_corpus(out_dir: str | os.PathLike, *, num_train: int = 3000, num_de
     Raises:
         FileExistsError: ``out_dir`` holds a different corpus or unrelated files, and not ``overwrite``.
         RuntimeError: eSpeak NG is not installed or fails.
+        ValueError: a size or ``sample_rate_hz`` is not a positive integer.
     """
-    # Imported here: asr.data.manifest and asr.fileio import torch, which the spawned synthesis workers
-    # (which import this module) do not need; this keeps each worker ~2 s and ~300 MB lighter.
-    from asr.data.manifest import write_manifest
-    from asr.fileio import atomic_write_text
-
     sizes = {"train": num_train, "dev": num_dev, "test": num_test}
-    for split, n in sizes.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"num_{split} must be a positive integer, got {n!r}")
-    if sample_rate_hz <= 0:
-        raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+    _check_sizes(sizes, sample_rate_hz)
     out_dir = Path(out_dir)
     params = {"format_version": FORMAT_VERSION, "num_train": num_train, "num_dev": num_dev, "num_test": num_test,
               "seed": seed, "sample_rate_hz": sample_rate_hz,
@@ -529,29 +545,51 @@ def generate_corpus(out_dir: str | os.PathLike, *, num_train: int = 3000, num_de
     domain = load_domain()
     _remove_generated(out_dir)
     specs = [make_spec(seed, split, i, domain) for split in SPLITS for i in range(sizes[split])]
+    lengths = _render_all(specs, domain, sample_rate_hz, out_dir, num_workers)
+    hours = _write_manifests(manifests, specs, lengths, sample_rate_hz)
+    seconds = time.perf_counter() - start
+    _write_done_marker(out_dir, {"params": params, "espeak_ng": version, "utterances": len(specs),
+                                 "hours": round(hours, 4), "seconds_taken": round(seconds, 1)})
+    print(f"synthetic corpus: {len(specs)} utterances (train {num_train}, dev {num_dev}, test {num_test}), "
+          f"{hours:.2f} h of audio in {seconds:.1f} s -> {out_dir}")
+    return manifests
+
+
+def _check_sizes(sizes: dict[str, int], sample_rate_hz: int) -> None:
+    for split, n in sizes.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"num_{split} must be a positive integer, got {n!r}")
+    if sample_rate_hz <= 0:
+        raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+
+
+def _render_all(specs: list[UtteranceSpec], domain: dict, sample_rate_hz: int, out_dir: Path,
+                num_workers: int) -> list[int]:
+    """Render every utterance to ``out_dir/audio/<split>/``; return their lengths in samples, in ``specs`` order."""
     for split in SPLITS:
         (out_dir / "audio" / split).mkdir(parents=True, exist_ok=True)
     work = functools.partial(_render_to_file, domain=domain, sample_rate_hz=sample_rate_hz, out_dir=str(out_dir))
     if num_workers <= 1:
-        lengths = [work(spec) for spec in specs]
-    else:
-        # spawn, not fork: the caller may hold torch/OpenMP threads, which a forked child can deadlock on.
-        with multiprocessing.get_context("spawn").Pool(min(num_workers, len(specs))) as pool:
-            lengths = pool.map(work, specs, chunksize=8)
+        return [work(spec) for spec in specs]
+    # spawn, not fork: the caller may hold torch/OpenMP threads, which a forked child can deadlock on.
+    with multiprocessing.get_context("spawn").Pool(min(num_workers, len(specs))) as pool:
+        return pool.map(work, specs, chunksize=8)
 
+
+def _write_manifests(manifests: dict[str, Path], specs: list[UtteranceSpec], lengths: list[int],
+                     sample_rate_hz: int) -> float:
+    """Write each split's manifest; return the corpus's hours of audio."""
     for split in SPLITS:
         write_manifest(manifests[split], (
             {"audio_filepath": _audio_relpath(spec), "duration": round(n / sample_rate_hz, 4), "text": spec.text,
              "speaker": spec.voice, "kind": spec.kind}
             for spec, n in zip(specs, lengths, strict=True) if spec.split == split))
-    hours = sum(lengths) / sample_rate_hz / 3600
-    seconds = time.perf_counter() - start
-    atomic_write_text(out_dir / _DONE, json.dumps(
-        {"params": params, "espeak_ng": version, "utterances": len(specs), "hours": round(hours, 4),
-         "seconds_taken": round(seconds, 1)}, indent=2) + "\n")
-    print(f"synthetic corpus: {len(specs)} utterances (train {num_train}, dev {num_dev}, test {num_test}), "
-          f"{hours:.2f} h of audio in {seconds:.1f} s -> {out_dir}")
-    return manifests
+    return sum(lengths) / sample_rate_hz / 3600
+
+
+def _write_done_marker(out_dir: Path, done: dict) -> None:
+    """The marker, written last, that makes a rerun with the same parameters a no-op."""
+    atomic_write_text(out_dir / _DONE, json.dumps(done, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
