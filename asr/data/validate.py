@@ -42,7 +42,7 @@ from pathlib import Path
 
 from asr.data.audio import AudioError, audio_info, load_audio
 from asr.data.dataset import ctc_min_frames
-from asr.data.manifest import ManifestError, PathEscapeError, parse_line
+from asr.data.manifest import ManifestError, PathEscapeError, Utterance, parse_line
 from asr.data.text import normalize_text
 from asr.data.tokenizer import CharTokenizer
 from asr.frontend.features import FeatureConfig, output_frames_for_duration
@@ -107,33 +107,43 @@ def validate_manifest(path: str | os.PathLike, *, features: FeatureConfig | None
         if not raw.strip():
             continue
         lines += 1
-        found = []
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            problems.append(Problem(lineno, "", "bad_line", f"{path}:{lineno}: not UTF-8 ({err.reason} at byte "
-                                                             f"{err.start})"))
+        u = _parse_raw_line(raw, base, f"{path}:{lineno}")
+        if isinstance(u, tuple):  # (kind, message): the line gives no utterance
+            problems.append(Problem(lineno, "", *u))
             continue
-        try:
-            u = parse_line(line, base, f"{path}:{lineno}", require_text=False)
-        except PathEscapeError as err:
-            problems.append(Problem(lineno, "", "path_escape", str(err)))
-            continue
-        except ManifestError as err:
-            problems.append(Problem(lineno, "", "bad_line", str(err)))
-            continue
-        first = seen_ids.setdefault(u.utt_id, lineno)
-        if first != lineno:
-            found.append(("duplicate", f"utterance id {u.utt_id!r} is already on line {first}"))
-        first = seen_audio.setdefault((u.audio_path, u.offset_s), lineno)
-        if first != lineno and not found:
-            found.append(("duplicate", f"the same audio (offset {u.offset_s} s) is already on line {first}"))
+        found = _check_duplicates(u, lineno, seen_ids, seen_audio)
         found += _check_audio(u, audio, audio_seconds, duration_tolerance_s)
         if require_text:
             found += _check_text(u.text, u.duration_s, features, tokenizer)
         problems += [Problem(lineno, u.audio_path, kind, msg) for kind, msg in found]
         utterances += not any(kind in FATAL_KINDS for kind, _ in found)
     return make_report(path, problems, lines=lines, utterances=utterances, audio=audio)
+
+
+def _parse_raw_line(raw: bytes, base: Path, where: str) -> Utterance | tuple[str, str]:
+    """The utterance on one manifest line, or ``(kind, message)`` of why there is none."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return "bad_line", f"{where}: not UTF-8 ({err.reason} at byte {err.start})"
+    try:
+        return parse_line(line, base, where, require_text=False)
+    except PathEscapeError as err:
+        return "path_escape", str(err)
+    except ManifestError as err:
+        return "bad_line", str(err)
+
+
+def _check_duplicates(u: Utterance, lineno: int, seen_ids: dict[str, int],
+                      seen_audio: dict[tuple[str, float], int]) -> list[tuple[str, str]]:
+    """A repeated utterance id, or else a repeated (audio file, offset); records this line's."""
+    first_id = seen_ids.setdefault(u.utt_id, lineno)
+    first_audio = seen_audio.setdefault((u.audio_path, u.offset_s), lineno)
+    if first_id != lineno:
+        return [("duplicate", f"utterance id {u.utt_id!r} is already on line {first_id}")]
+    if first_audio != lineno:
+        return [("duplicate", f"the same audio (offset {u.offset_s} s) is already on line {first_audio}")]
+    return []
 
 
 def _check_audio(u, level: str, cache: dict, tolerance_s: float) -> list[tuple[str, str]]:
