@@ -165,8 +165,8 @@ def default_workers() -> int:
     """One decoding process when a core is free beside torch's threads, else none.
 
     A worker without a core of its own preempts the model's OpenMP threads, which then
-    wait for each other at every LSTM step: on 2 cores with 2 threads, decoding in a worker
-    made the AN4 benchmark 0-16 % slower than decoding in the main process (four runs).
+    wait for each other at every LSTM step; when torch's threads already fill the cores,
+    decoding in the main process is faster (``benchmarks/transcribe_rtf.py`` times both).
     """
     return 1 if available_cores() > torch.get_num_threads() else 0
 
@@ -223,37 +223,61 @@ def transcribe(model: Recognizer, tokenizer: CharTokenizer, input_path: str | Pa
                 min_duration_s=min_duration_s, windows=windows, max_batch_duration_s=max_batch_duration_s,
                 num_workers=num_workers, device=device, progress=progress)
     if world_size == 1:
+        resumed, this_run = _transcribe_alone(output, inputs, formats, resume=resume, overwrite=overwrite, work=work)
+    else:
+        resumed, this_run = _transcribe_shard(output, inputs, formats, rank, world_size, resume=resume,
+                                              overwrite=overwrite, work=work)
+        if rank != 0:  # rank 0 writes the outputs and the summary alone, then sends the summary
+            return distributed.broadcast(None)
+    summary = _write_outputs(output, inputs, formats, subtitles, t0=t0, this_run=this_run, resumed=resumed)
+    summary.update(run_info or {}, **({"processes": world_size} if world_size > 1 else {}))
+    atomic_write_text(summary_path(output), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return distributed.broadcast(summary) if world_size > 1 else summary
+
+
+def _transcribe_alone(output: str | Path, inputs: Inputs, formats: Sequence[str], *, resume: bool, overwrite: bool,
+                      work: dict) -> tuple[int, list]:
+    """One process: every input not yet in ``output`` into it; returns (files resumed, [files, audio s] this run)."""
+    _refuse_foreign_targets(output, formats, overwrite)
+    with TranscriptLog(output, resume=resume, overwrite=overwrite) as record_log:
+        _merge_parts(output, record_log, keep=resume)  # a killed distributed run's parts count as done
+        resumed = len(record_log.done)  # before this run's records join them
+        todo = [u for u in inputs.utts if u.utt_id not in record_log.done]
+        return resumed, [len(todo), _recognize_into(record_log, todo, **work)]
+
+
+def _transcribe_shard(output: str | Path, inputs: Inputs, formats: Sequence[str], rank: int, world_size: int, *,
+                      resume: bool, overwrite: bool, work: dict) -> tuple[int, list]:
+    """This rank's share into its part file; rank 0 then merges every part into ``output``.
+
+    Returns (files resumed, [files, audio seconds] of this run over all ranks), on every rank.
+    """
+    done = None
+    if rank == 0:  # validate the output and fold in a killed run's parts before anyone starts
         _refuse_foreign_targets(output, formats, overwrite)
         with TranscriptLog(output, resume=resume, overwrite=overwrite) as record_log:
             _merge_parts(output, record_log, keep=resume)
-            resumed = len(record_log.done)
-            todo = [u for u in inputs.utts if u.utt_id not in record_log.done]
-            this_run = [len(todo), _recognize_into(record_log, todo, **work)]
-    else:
-        done = None
-        if rank == 0:  # validate the output and fold in a killed run's parts before anyone starts
-            _refuse_foreign_targets(output, formats, overwrite)
-            with TranscriptLog(output, resume=resume, overwrite=overwrite) as record_log:
-                _merge_parts(output, record_log, keep=resume)
-                done = record_log.done
-        done = distributed.broadcast(done)
-        resumed = len(done)
-        todo = shard([u for u in inputs.utts if u.utt_id not in done], rank, world_size)
-        with TranscriptLog(part_path(output, rank), resume=False, overwrite=True) as part_log:
-            this_run = [len(todo), _recognize_into(part_log, todo, **work)]
-        this_run = distributed.all_reduce(this_run)  # also waits until every part is complete
-        if rank != 0:
-            return distributed.broadcast(None)
+            done = record_log.done
+    done = distributed.broadcast(done)
+    todo = shard([u for u in inputs.utts if u.utt_id not in done], rank, world_size)
+    with TranscriptLog(part_path(output, rank), resume=False, overwrite=True) as part_log:
+        this_run = [len(todo), _recognize_into(part_log, todo, **work)]
+    this_run = distributed.all_reduce(this_run)  # also waits until every part is complete
+    if rank == 0:
         with TranscriptLog(output, resume=True) as record_log:
             _merge_parts(output, record_log, keep=True)
+    return len(done), this_run
+
+
+def _write_outputs(output: str | Path, inputs: Inputs, formats: Sequence[str], subtitles: SubtitleConfig, *,
+                   t0: float, this_run: list, resumed: int) -> dict:
+    """Put the records in input order, write the derived formats, and return the summary (timed from ``t0``)."""
     sort_records(output, [u.utt_id for u in inputs.utts])
     written = write_derived(output, formats, subtitles)
     summary = summarize(output, inputs, wall_s=time.perf_counter() - t0, this_run_files=int(this_run[0]),
                         this_run_audio_s=this_run[1], resumed=resumed)
     summary["outputs"] = {"jsonl": str(output), **written, "summary": str(summary_path(output))}
-    summary.update(run_info or {}, **({"processes": world_size} if world_size > 1 else {}))
-    atomic_write_text(summary_path(output), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    return distributed.broadcast(summary) if world_size > 1 else summary
+    return summary
 
 
 def _recognize_into(record_log: TranscriptLog, todo: Sequence[Utterance], *, model, tokenizer, sample_rate_hz: int,
