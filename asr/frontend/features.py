@@ -12,7 +12,6 @@ deltas/stacking replicate each utterance's own last frame instead of reading pad
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -94,9 +93,29 @@ class FeatureConfig:
         return asdict(self)
 
 
-def num_frames(num_samples: torch.Tensor, win_length: int, hop_length: int) -> torch.Tensor:
-    """Frames of a snip-edges framing: ``1 + (S - win) // hop`` (0 when shorter than a window)."""
-    return torch.where(num_samples >= win_length, 1 + (num_samples - win_length) // hop_length, 0)
+def mfcc_frames(num_samples, config: FeatureConfig):
+    """MFCC frames (at the hop rate, before stacking) of waveforms of ``num_samples`` samples.
+
+    Snip-edges framing: ``1 + (S - n_fft) // hop``, and at least 1, since a waveform shorter
+    than one frame is zero-padded to one. The one frame-count rule of the front end: the
+    extractor, :meth:`FeatureExtractor.output_lengths` and the CTC feasibility checks
+    (:func:`output_frames_for_duration`) all count through it.
+
+    Args:
+        num_samples: an ``int``, or a ``(B,)`` integer tensor.
+        config: the front-end settings (``fft_length`` and ``hop_length`` in samples).
+
+    Returns:
+        The same type as ``num_samples``. A 1 s signal at 16 kHz with 25 ms / 10 ms framing gives 98.
+    """
+    frames = 1 + (num_samples - config.fft_length) // config.hop_length  # floor division, also for S < n_fft
+    return frames.clamp(min=1) if isinstance(frames, torch.Tensor) else max(1, frames)
+
+
+def model_frames(num_samples, config: FeatureConfig):
+    """Frames the acoustic model sees: ``ceil(mfcc_frames / subsample)``; ``int`` or ``(B,)`` tensor like
+    ``num_samples``."""
+    return -(-mfcc_frames(num_samples, config) // config.subsample)
 
 
 def subtract_utterance_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -203,7 +222,7 @@ class FeatureExtractor(nn.Module):
         mel = self.melspec(wave)  # (B, n_mels, T)
         logmel = 10.0 * torch.log10(mel.clamp(min=1e-10))
         feats = torch.matmul(logmel.transpose(1, 2), self.dct)  # (B, T, n_mels) @ (n_mels, n_mfcc)
-        lens = num_frames(wave_lens, c.fft_length, c.hop_length).clamp(min=1)
+        lens = mfcc_frames(wave_lens, c)
         if c.cmn == "utterance":
             feats = subtract_utterance_mean(feats, lens)
         if c.deltas:
@@ -218,17 +237,13 @@ class FeatureExtractor(nn.Module):
         return stack_frames(feats, lens, self.config.stack, self.config.subsample)
 
     def output_lengths(self, wave_lens: torch.Tensor) -> torch.Tensor:
-        """Frames the acoustic model will see for waveforms of these lengths (no audio needed)."""
-        c = self.config
-        lens = num_frames(wave_lens, c.fft_length, c.hop_length).clamp(min=1)
-        return -(-lens // c.subsample)
+        """Frames the acoustic model will see for waveforms of these lengths (no audio needed): ``(B,)``."""
+        return model_frames(wave_lens, self.config)
 
 
 def output_frames_for_duration(config: FeatureConfig, duration_s: float) -> int:
     """Model frames for an utterance of ``duration_s`` seconds (for CTC feasibility checks)."""
-    samples = int(round(duration_s * config.sample_rate_hz))
-    frames = max(1, 1 + (samples - config.fft_length) // config.hop_length)
-    return math.ceil(frames / config.subsample)
+    return model_frames(int(round(duration_s * config.sample_rate_hz)), config)
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ import torch
 
 from asr.config.schema import ConfigError, from_dict
 from asr.data.audio import AudioError, load_audio
+from asr.data.dataset import collate
 from asr.data.manifest import Utterance
 from asr.data.tokenizer import CharTokenizer
 from asr.fileio import atomic_torch_save, atomic_write_text
@@ -26,14 +27,17 @@ log = logging.getLogger(__name__)
 
 
 def build_vocab(utts: Sequence[Utterance]) -> CharTokenizer:
+    """The character vocabulary of the transcripts of ``utts`` (blank first, then sorted characters)."""
     return CharTokenizer.build(u.text for u in utts)
 
 
 def save_vocab(path: str | os.PathLike, tokenizer: CharTokenizer) -> None:
+    """Write ``vocab.json``: the tokenizer's symbols as a JSON list, in id order (atomically)."""
     atomic_write_text(path, json.dumps(tokenizer.vocab, ensure_ascii=False, indent=0) + "\n")
 
 
 def load_vocab(path: str | os.PathLike) -> CharTokenizer:
+    """Read ``vocab.json`` back; :class:`ConfigError` naming ``data.vocab`` when it is missing or invalid."""
     try:
         vocab = json.loads(Path(path).read_text(encoding="utf-8"))
         return CharTokenizer(vocab)
@@ -44,17 +48,23 @@ def load_vocab(path: str | os.PathLike) -> CharTokenizer:
 
 
 def _batches(utts: Sequence[Utterance], sample_rate_hz: int, batch_size: int = 16):
-    """``(wave, wave_lens)`` batches; unreadable files are logged and left out."""
+    """``(wave: (B, S), wave_lens: (B,))`` batches, padded by :func:`asr.data.dataset.collate` as in
+    training; unreadable files are logged and left out."""
     for start in range(0, len(utts), batch_size):
-        waves = []
-        for u in utts[start:start + batch_size]:
-            try:
-                waves.append(torch.from_numpy(load_audio(u.audio_path, sample_rate_hz)))
-            except AudioError as err:
-                log.warning("stats: skipping %s: %s", u.utt_id, err)
-        if waves:
-            lens = torch.tensor([len(w) for w in waves])
-            yield torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), lens
+        batch = collate([_item(u, sample_rate_hz) for u in utts[start:start + batch_size]])
+        for utt_id, why in batch.skipped:
+            log.warning("stats: skipping %s: %s", utt_id, why)
+        if batch.utt_ids:
+            yield batch.waves, batch.wave_lens
+
+
+def _item(u: Utterance, sample_rate_hz: int) -> dict:
+    """A :func:`collate` item for the whole file (no transcript), or an error item naming why it failed."""
+    try:
+        samples = torch.from_numpy(load_audio(u.audio_path, sample_rate_hz))
+    except AudioError as err:
+        return {"utt_id": u.utt_id, "error": str(err)}
+    return {"utt_id": u.utt_id, "samples": samples, "ids": [], "duration_s": u.duration_s}
 
 
 def compute_stats(utts: Sequence[Utterance], config: FeatureConfig) -> dict:
@@ -65,6 +75,7 @@ def compute_stats(utts: Sequence[Utterance], config: FeatureConfig) -> dict:
 
 
 def save_stats(path: str | os.PathLike, stats: dict) -> None:
+    """Write the :func:`compute_stats` dict to ``stats.pt`` (atomically)."""
     atomic_torch_save(stats, path)
 
 

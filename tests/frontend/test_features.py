@@ -7,6 +7,8 @@ from asr.frontend.features import (
     FeatureExtractor,
     SpecAugment,
     accumulate_stats,
+    mfcc_frames,
+    model_frames,
     output_frames_for_duration,
     stack_frames,
 )
@@ -19,6 +21,20 @@ def test_one_second_at_16k_gives_98_frames_then_33_after_stacking():
     feats, out_lens = fe(torch.randn(1, 16000), torch.tensor([16000]))
     assert feats.shape == (1, 33, 120) and out_lens.tolist() == [33]
     assert output_frames_for_duration(FeatureConfig(), 1.0) == 33
+
+
+@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(n_fft=512), FeatureConfig(stack=4, subsample=4)])
+def test_one_frame_count_rule_for_extractor_lengths_and_durations(config):
+    fe = FeatureExtractor(config)
+    wave_lens = torch.tensor([100, config.fft_length - 1, config.fft_length, config.fft_length + config.hop_length,
+                              11999, 16000])
+    _, lens = fe.mfcc(torch.randn(len(wave_lens), 16000), wave_lens)
+    _, out_lens = fe(torch.randn(len(wave_lens), 16000), wave_lens)
+    assert torch.equal(lens, mfcc_frames(wave_lens, config)) and torch.equal(out_lens, fe.output_lengths(wave_lens))
+    assert mfcc_frames(wave_lens, config)[:4].tolist() == [1, 1, 1, 2]  # shorter than a frame: padded to one
+    for n, frames in zip(wave_lens.tolist(), out_lens.tolist(), strict=True):  # ints follow the same rule
+        assert model_frames(n, config) == frames == output_frames_for_duration(config, n / config.sample_rate_hz)
+    assert mfcc_frames(16000, FeatureConfig()) == 98 and model_frames(16000, FeatureConfig()) == 33
 
 
 @pytest.mark.parametrize("deltas,stack,subsample,cmn", [(0, 3, 3, "none"), (2, 3, 3, "none"), (1, 4, 2, "none"),

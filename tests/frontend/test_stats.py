@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -26,3 +28,17 @@ def test_missing_or_broken_vocab_is_a_config_error(tmp_path):
     (tmp_path / "bad.json").write_text('["a", "b"]')
     with pytest.raises(ConfigError, match="must start with"):
         load_vocab(tmp_path / "bad.json")
+
+
+def test_stats_skip_an_unreadable_file_and_count_only_real_frames(tone_corpus, tmp_path, caplog):
+    utts = read_manifest(tone_corpus)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really audio")
+    bad = dataclasses.replace(utts[0], utt_id="broken", audio_path=str(broken))
+    # batches of 16 hold all of these, so the padding of the longest one never counts
+    alone = [compute_stats([u], FeatureConfig()) for u in utts]
+    together = compute_stats([*utts[:3], bad, *utts[3:]], FeatureConfig())
+    assert together["frames"] == sum(s["frames"] for s in alone)
+    assert "stats: skipping broken" in caplog.text and str(broken) in caplog.text
+    mean = sum(s["mean"].double() * s["frames"] for s in alone) / together["frames"]
+    torch.testing.assert_close(together["mean"].double(), mean, rtol=0, atol=1e-4)
