@@ -58,16 +58,40 @@ def main() -> None:
     waves = [load_audio(u.audio_path, sr) for u in read_manifest(a.manifest)]
     audio_s = sum(len(w) for w in waves) / sr
     fe = FeatureExtractor(cfg).eval()
+    mel_kwargs = dict(sr=sr, n_fft=cfg.fft_length, win_length=cfg.win_length, hop_length=cfg.hop_length,
+                      n_mels=cfg.n_mels, fmin=cfg.f_min_hz, center=False, power=2.0)
+    times = time_alternately(contenders(fe, cfg, waves, a.max_batch_duration, mel_kwargs), a.repeats)
+    speed = {k: audio_s / statistics.median(v) for k, v in times.items()}
+    result = {
+        "benchmark": "features", "manifest": a.manifest, "files": len(waves), "audio_seconds": round(audio_s, 1),
+        "threads": a.threads, "torch": torch.__version__, "torchaudio": torchaudio.__version__,
+        "librosa": librosa.__version__,
+        "x_real_time": {k: round(v, 1) for k, v in speed.items()},
+        **{f"{ours}_vs_{peer}": round(speed[ours] / speed[peer], 2)
+           for peer in ("kaldi", "librosa") for ours in ("ours_batched", "ours_per_file")},
+        "agreement_with_librosa": agreement(fe, waves, cfg, mel_kwargs, a.tolerance),
+    }
+    print(json.dumps(result, indent=2))
+
+
+def padded_batches(waves: list[np.ndarray], sample_rate_hz: int, max_batch_duration_s: float
+                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``[(waves (B, S) zero-padded, lengths (B,))]`` over duration-sorted batches, as training builds them."""
     batches = []
-    for b in make_batches([len(w) / sr for w in waves], a.max_batch_duration, shuffle=False):
+    for b in make_batches([len(w) / sample_rate_hz for w in waves], max_batch_duration_s, shuffle=False):
         lens = torch.tensor([len(waves[i]) for i in b])
         x = torch.zeros(len(b), int(lens.max()))
         for k, i in enumerate(b):
             x[k, : len(waves[i])] = torch.from_numpy(waves[i])
         batches.append((x, lens))
+    return batches
+
+
+def contenders(fe: FeatureExtractor, cfg: FeatureConfig, waves: list[np.ndarray], max_batch_duration_s: float,
+               mel_kwargs: dict) -> dict:
+    """``{name: function computing every file's MFCC once}`` for the four contenders."""
+    batches = padded_batches(waves, cfg.sample_rate_hz, max_batch_duration_s)
     singles = [(torch.from_numpy(w)[None], torch.tensor([len(w)])) for w in waves]
-    mel_kwargs = dict(sr=sr, n_fft=cfg.fft_length, win_length=cfg.win_length, hop_length=cfg.hop_length,
-                      n_mels=cfg.n_mels, fmin=cfg.f_min_hz, center=False, power=2.0)
 
     def ours(items):
         with torch.inference_mode():
@@ -83,32 +107,24 @@ def main() -> None:
             for x, _ in singles:
                 torchaudio.compliance.kaldi.mfcc(x, num_ceps=cfg.n_mfcc, num_mel_bins=cfg.n_mels,
                                                  frame_length=cfg.win_length_ms, frame_shift=cfg.hop_length_ms,
-                                                 sample_frequency=sr, low_freq=cfg.f_min_hz, dither=0.0)
+                                                 sample_frequency=cfg.sample_rate_hz, low_freq=cfg.f_min_hz,
+                                                 dither=0.0)
 
-    contenders = {"ours_batched": lambda: ours(batches), "ours_per_file": lambda: ours(singles),
-                  "librosa": rosa, "kaldi": kaldi}
-    for fn in contenders.values():  # warm-up: lazy imports, FFT plans, filterbank caches
+    return {"ours_batched": lambda: ours(batches), "ours_per_file": lambda: ours(singles),
+            "librosa": rosa, "kaldi": kaldi}
+
+
+def time_alternately(runs: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each run in each of ``repeats`` rounds, after one untimed warm-up each."""
+    for fn in runs.values():  # warm-up: lazy imports, FFT plans, filterbank caches
         fn()
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(a.repeats):
-        for name, fn in contenders.items():
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-
-    speed = {k: audio_s / statistics.median(v) for k, v in times.items()}
-    result = {
-        "benchmark": "features", "manifest": a.manifest, "files": len(waves), "audio_seconds": round(audio_s, 1),
-        "threads": a.threads, "torch": torch.__version__, "torchaudio": torchaudio.__version__,
-        "librosa": librosa.__version__,
-        "x_real_time": {k: round(v, 1) for k, v in speed.items()},
-        "ours_batched_vs_kaldi": round(speed["ours_batched"] / speed["kaldi"], 2),
-        "ours_per_file_vs_kaldi": round(speed["ours_per_file"] / speed["kaldi"], 2),
-        "ours_batched_vs_librosa": round(speed["ours_batched"] / speed["librosa"], 2),
-        "ours_per_file_vs_librosa": round(speed["ours_per_file"] / speed["librosa"], 2),
-        "agreement_with_librosa": agreement(fe, waves, cfg, mel_kwargs, a.tolerance),
-    }
-    print(json.dumps(result, indent=2))
+    return times
 
 
 def agreement(fe: FeatureExtractor, waves: list[np.ndarray], cfg: FeatureConfig, mel_kwargs: dict,
