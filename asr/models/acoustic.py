@@ -11,7 +11,8 @@ Why each piece:
 * **Gates and the cell state.** An LSTM keeps a cell state ``c_t`` that is changed only
   through a forget gate (what to keep), an input gate (what to write) and read out through
   an output gate, which lets gradients flow over hundreds of frames. A GRU merges these into
-  two gates and no separate cell: ~25 % fewer weights and faster, sometimes slightly worse.
+  two gates and no separate cell: ~25 % fewer weights, yet PyTorch's CPU GRU kernels are
+  slower than its LSTM's of the same size (``benchmarks/cell_speed.py``).
 * **Dense layer + softmax.** A linear map from the top layer to the vocabulary (blank +
   characters), and a log-softmax, gives per-frame log-posteriors for CTC.
 
@@ -50,6 +51,22 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     # whole rows by index_select: several times faster than gather over every feature
     rows = (idx + t * torch.arange(b, device=x.device)[:, None]).reshape(-1)
     return x.reshape(b * t, -1).index_select(0, rows).view_as(x)
+
+
+def check_projection(rnn_type: str, hidden_size: int, proj_size: int) -> None:
+    """The rule for ``model.proj_size``: 0 (no projection), or an LSTM with ``0 < proj_size < hidden_size``.
+
+    A projection maps each LSTM direction's ``hidden_size`` outputs to fewer, so it must be
+    smaller; GRUs have no projection in PyTorch.
+
+    Raises:
+        ValueError: the message names ``model.proj_size`` and what it needs.
+    """
+    if proj_size < 0 or (proj_size and rnn_type != "lstm"):
+        raise ValueError(f"model.proj_size must be >= 0 and needs model.rnn_type=lstm, got {proj_size} "
+                         f"with {rnn_type}")
+    if proj_size and proj_size >= hidden_size:
+        raise ValueError(f"model.proj_size ({proj_size}) must be smaller than model.hidden_size ({hidden_size})")
 
 
 class RecurrentLayer(nn.Module):
@@ -99,8 +116,7 @@ class AcousticModel(nn.Module):
         super().__init__()
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"model.rnn_type must be one of {sorted(RNN_TYPES)}, got {rnn_type!r}")
-        if proj_size and (rnn_type != "lstm" or not 0 < proj_size < hidden_size):
-            raise ValueError(f"model.proj_size={proj_size} needs an LSTM and 0 < proj_size < hidden_size={hidden_size}")
+        check_projection(rnn_type, hidden_size, proj_size)
         if hidden_size < 1 or num_layers < 1 or vocab_size < 2 or not 0 <= dropout < 1:
             raise ValueError(f"invalid model size: hidden_size={hidden_size}, num_layers={num_layers}, "
                              f"vocab_size={vocab_size}, dropout={dropout} (need ≥1, ≥1, ≥2, 0 ≤ dropout < 1)")

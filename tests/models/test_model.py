@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from asr.frontend.features import FeatureConfig
-from asr.models.acoustic import AcousticModel, build_recognizer, num_parameters, reverse_padded
+from asr.models.acoustic import AcousticModel, build_recognizer, check_projection, num_parameters, reverse_padded
 
 
 def test_reverse_padded_keeps_padding_in_place():
@@ -84,8 +84,14 @@ def test_projection_layer_sizes_exactness_and_parameter_count():
         log_probs, out_lens = model(waves, lens)
         one, _ = model(waves[1:, :7000], lens[1:])
     torch.testing.assert_close(one[0], log_probs[1, : out_lens[1]], rtol=0, atol=1e-5)
-    with pytest.raises(ValueError, match="proj_size=12 needs an LSTM"):
+    with pytest.raises(ValueError, match="model.proj_size must be >= 0 and needs model.rnn_type=lstm, got 12 with gru"):
         AcousticModel(10, 5, hidden_size=32, rnn_type="gru", proj_size=12)
+    with pytest.raises(ValueError, match=r"model.proj_size \(32\) must be smaller than model.hidden_size \(32\)"):
+        AcousticModel(10, 5, hidden_size=32, proj_size=32)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        check_projection("lstm", 32, -1)
+    check_projection("gru", 32, 0)  # no projection: any cell
+    check_projection("lstm", 32, 31)
 
 
 def test_model_file_keeps_cmn_and_files_from_before_it_load_without_it(tmp_path):
