@@ -74,52 +74,65 @@ def main() -> None:
         "batched_1_worker": {"max_batch_duration_s": args.max_batch_duration, "num_workers": 1},
         "batch_size_1": {"max_batch_duration_s": 1e-3, "num_workers": workers},  # every file alone
     }
-    times: dict[str, list[float]] = {name: [] for name in [*configs, "lstm_ceiling"]}
     ceiling = _ceiling_run(model, tokenizer, args.input, args.max_batch_duration)
     with tempfile.TemporaryDirectory() as tmp:
-        def run(name: str, cfg: dict) -> dict:
-            return transcribe(model, tokenizer, args.input, Path(tmp) / f"{name}.jsonl", overwrite=True,
-                              resume=False, progress=False, **cfg)
-
-        summary = run("warmup", configs["batched"])  # first-call costs: imports inside librosa, oneDNN set-up
-        audio_s = summary["audio_seconds"]
-        for _ in range(args.repeats):
-            for name, cfg in configs.items():
-                t0 = time.perf_counter()
-                s = run(name, cfg)
-                times[name].append(time.perf_counter() - t0)
-                assert s["transcribed"] == summary["transcribed"] and s["failed"] == summary["failed"]
-            t0 = time.perf_counter()
-            ceiling()
-            times["lstm_ceiling"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", CLI, f"model={args.model}", f"input={args.input}",
-                        f"output={Path(tmp) / 'cli.jsonl'}", f"threads={threads}", "progress=false",
-                        f"batch.num_workers={workers}", f"hydra.run.dir={Path(tmp) / 'hydra'}"],
-                       check=True, capture_output=True)
-        cli_s = time.perf_counter() - t0
-
-    def stats(wall: list[float], cfg: dict | None = None) -> dict:
-        med = statistics.median(wall)
-        return {**(cfg or {}), "wall_s": [round(t, 3) for t in wall], "median_wall_s": round(med, 3),
-                "rtf": round(med / audio_s, 5), "x_real_time": round(audio_s / med, 1)}
-
+        summary, times = time_configs(model, tokenizer, args.input, Path(tmp), configs, ceiling, args.repeats)
+        times["cli"] = [time_cli(args.model, args.input, Path(tmp), threads, workers)]
+    audio_s = summary["audio_seconds"]
+    med = {name: statistics.median(wall) for name, wall in times.items()}
     result = {
         "benchmark": "transcribe_rtf",
         "model": str(Path(args.model).resolve()), "model_parameters": num_parameters(model),
         "input": str(Path(args.input).resolve()), "files": summary["files"], "transcribed": summary["transcribed"],
         "audio_seconds": round(audio_s, 2),
         "threads": threads, "cpu": cpu_name(), "torch": torch.__version__,
-        **{name: stats(times[name], cfg) for name, cfg in configs.items()},
-        "cli": stats([cli_s]),
-        "lstm_ceiling": stats(times["lstm_ceiling"]),
-        "batched_vs_ceiling": round(statistics.median(times["lstm_ceiling"]) / statistics.median(times["batched"]), 3),
-        "speedup_batched_vs_1": round(statistics.median(times["batch_size_1"]) / statistics.median(times["batched"]),
-                                      2),
+        **{name: stats(times[name], audio_s, cfg) for name, cfg in configs.items()},
+        "cli": stats(times["cli"], audio_s),
+        "lstm_ceiling": stats(times["lstm_ceiling"], audio_s),
+        "batched_vs_ceiling": round(med["lstm_ceiling"] / med["batched"], 3),
+        "speedup_batched_vs_1": round(med["batch_size_1"] / med["batched"], 2),
         "goal_rtf": GOAL_RTF,
     }
     result["meets_goal"] = result["batched"]["rtf"] <= GOAL_RTF
     print(json.dumps(result, indent=2))
+
+
+def time_configs(model, tokenizer, input_path: str, tmp: Path, configs: dict, ceiling, repeats: int
+                 ) -> tuple[dict, dict[str, list[float]]]:
+    """The warm-up run's summary, and wall seconds per run of every config and of the ceiling, alternating."""
+    def run(name: str, cfg: dict) -> dict:
+        return transcribe(model, tokenizer, input_path, tmp / f"{name}.jsonl", overwrite=True, resume=False,
+                          progress=False, **cfg)
+
+    summary = run("warmup", configs["batched"])  # first-call costs: imports inside librosa, oneDNN set-up
+    times: dict[str, list[float]] = {name: [] for name in [*configs, "lstm_ceiling"]}
+    for _ in range(repeats):
+        for name, cfg in configs.items():
+            t0 = time.perf_counter()
+            s = run(name, cfg)
+            times[name].append(time.perf_counter() - t0)
+            assert s["transcribed"] == summary["transcribed"] and s["failed"] == summary["failed"]
+        t0 = time.perf_counter()
+        ceiling()
+        times["lstm_ceiling"].append(time.perf_counter() - t0)
+    return summary, times
+
+
+def time_cli(model_path: str, input_path: str, tmp: Path, threads: int, workers: int) -> float:
+    """Wall seconds of one cold ``asr-transcribe`` process over the input."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", CLI, f"model={model_path}", f"input={input_path}",
+                    f"output={tmp / 'cli.jsonl'}", f"threads={threads}", "progress=false",
+                    f"batch.num_workers={workers}", f"hydra.run.dir={tmp / 'hydra'}"],
+                   check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def stats(wall: list[float], audio_s: float, cfg: dict | None = None) -> dict:
+    """A config's settings with its wall times, their median, RTF and speed in multiples of real time."""
+    med = statistics.median(wall)
+    return {**(cfg or {}), "wall_s": [round(t, 3) for t in wall], "median_wall_s": round(med, 3),
+            "rtf": round(med / audio_s, 5), "x_real_time": round(audio_s / med, 1)}
 
 
 def _ceiling_run(model, tokenizer, input_path: str, max_batch_duration_s: float):
