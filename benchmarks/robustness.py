@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.analysis.tables import markdown_table
 from asr.data.audio import AudioError
 from asr.data.channels import CONDITIONS, get_conditions
 from asr.data.dataset import SpeechDataset
@@ -83,13 +84,11 @@ def labelled(specs: list[str], what: str) -> dict[str, str]:
 
 
 def markdown(results: dict, conditions: list[str]) -> str:
+    """WER / CER in percent, a row per condition and a column per model and decoder."""
     cols = [(m, d) for m, per in results.items() for d in next(iter(per.values()))]
-    head = "| condition | " + " | ".join(f"{m} {d} WER / CER" for m, d in cols) + " |"
-    rows = [head, "|---|" + "---:|" * len(cols)]
-    for c in conditions:
-        cells = [f"{100 * results[m][c][d]['wer']:.2f} / {100 * results[m][c][d]['cer']:.2f}" for m, d in cols]
-        rows.append(f"| {c} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    rows = [[c, *(f"{100 * results[m][c][d]['wer']:.2f} / {100 * results[m][c][d]['cer']:.2f}" for m, d in cols)]
+            for c in conditions]
+    return markdown_table(["condition", *(f"{m} {d} WER / CER" for m, d in cols)], rows).rstrip("\n")
 
 
 def main() -> None:
@@ -108,6 +107,30 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
 
+    models, settings, conditions = check_args(args)
+    threads = setup_threads(args.threads)
+    loaded = {label: load_model(path) for label, path in models.items()}
+    rates = {m.features.config.sample_rate_hz for m, _, _ in loaded.values()}
+    if len(rates) != 1:
+        sys.exit(f"the models expect different sample rates {sorted(rates)}; compare models of one rate")
+    sample_rate_hz = rates.pop()
+    utts, clean, failed = read_clean(args.manifest, sample_rate_hz)
+    decoders = {label: build_decoders(tokenizer, args, settings.get(label, (args.lm_weight, args.word_score)))
+                for label, (_, tokenizer, _) in loaded.items()}
+    results, seconds = score_conditions(conditions, loaded, decoders, utts, clean, sample_rate_hz, args.seed)
+    report = {"manifest": str(Path(args.manifest).resolve()), "utterances": len(utts),
+              "audio_seconds": sum(u.duration_s for u in utts), "skipped": failed, "seed": args.seed,
+              "threads": threads, "models": {k: str(Path(v).resolve()) for k, v in models.items()},
+              "lexicon": args.lexicon, "lm": args.lm,
+              "lm_settings": ({k: settings.get(k, (args.lm_weight, args.word_score)) for k in models}
+                              if args.lm else None),
+              "conditions": {c.name: c.description for c in conditions}, "seconds": seconds,
+              "results": results, "markdown": markdown(results, [c.name for c in conditions])}
+    print(json.dumps(report, indent=2))
+
+
+def check_args(args) -> tuple[dict[str, str], dict[str, tuple[float, ...]], list]:
+    """Models by label, per-model LM settings and the conditions; exits with a message naming a bad option."""
     models = labelled(args.model, "--model")
     settings = {k: tuple(float(v) for v in s.split(",")) for k, s in labelled(args.lm_setting, "--lm-setting").items()}
     for label, s in settings.items():
@@ -119,14 +142,12 @@ def main() -> None:
         conditions = get_conditions([c for c in args.conditions.split(",") if c])
     except KeyError as err:
         sys.exit(str(err.args[0]))
-    threads = setup_threads(args.threads)
-    loaded = {label: load_model(path) for label, path in models.items()}
-    rates = {m.features.config.sample_rate_hz for m, _, _ in loaded.values()}
-    if len(rates) != 1:
-        sys.exit(f"the models expect different sample rates {sorted(rates)}; compare models of one rate")
-    sample_rate_hz = rates.pop()
+    return models, settings, conditions
 
-    utts = read_manifest(args.manifest)
+
+def read_clean(manifest: str, sample_rate_hz: int) -> tuple[list, list[np.ndarray], list[tuple[str, str]]]:
+    """The readable utterances and their audio, and ``(utt_id, reason)`` of each unreadable one."""
+    utts = read_manifest(manifest)
     reader = SpeechDataset(utts, None, sample_rate_hz)
     clean, kept, failed = [], [], []
     for i, u in enumerate(utts):
@@ -137,20 +158,27 @@ def main() -> None:
             failed.append((u.utt_id, err.reason))
     if failed:
         print(f"skipping {len(failed)} unreadable utterance(s): {failed}", file=sys.stderr)
-    utts = kept
+    return kept, clean, failed
 
-    decoders = {}
-    for label, (_, tokenizer, _) in loaded.items():
-        decoders[label] = {"greedy": build_decoder("greedy", tokenizer.vocab)}
-        if args.lexicon:
-            w, s = settings.get(label, (args.lm_weight, args.word_score))
-            decoders[label]["lm"] = build_decoder("beam_lm", tokenizer.vocab, lexicon=args.lexicon, lm=args.lm,
-                                                  lm_weight=w, word_score=s, beam_size=args.beam_size)
-    results: dict = {label: {} for label in models}
+
+def build_decoders(tokenizer, args, lm_setting: tuple[float, float]) -> dict:
+    """Greedy, and lexicon + LM beam search with ``lm_setting`` = (LM weight, word score) when a lexicon is given."""
+    decoders = {"greedy": build_decoder("greedy", tokenizer.vocab)}
+    if args.lexicon:
+        w, s = lm_setting
+        decoders["lm"] = build_decoder("beam_lm", tokenizer.vocab, lexicon=args.lexicon, lm=args.lm,
+                                       lm_weight=w, word_score=s, beam_size=args.beam_size)
+    return decoders
+
+
+def score_conditions(conditions, loaded: dict, decoders: dict, utts, clean: list[np.ndarray], sample_rate_hz: int,
+                     seed: int) -> tuple[dict, dict]:
+    """``{model: {condition: {decoder: WER, CER, word errors}}}`` and the seconds each condition took."""
+    results: dict = {label: {} for label in loaded}
     seconds: dict = {}
     for cond in conditions:
         t0 = time.perf_counter()
-        degraded = degrade(cond, clean, sample_rate_hz, args.seed)
+        degraded = degrade(cond, clean, sample_rate_hz, seed)
         for label, (model, _, _) in loaded.items():
             hyps = decode_all(model, utts, degraded, decoders[label])
             results[label][cond.name] = {}
@@ -161,16 +189,7 @@ def main() -> None:
         seconds[cond.name] = round(time.perf_counter() - t0, 1)
         print(f"{cond.name}: " + ", ".join(f"{m} {d} {100 * r['wer']:.2f} %" for m, per in results.items()
                                            for d, r in per[cond.name].items()), file=sys.stderr)
-
-    report = {"manifest": str(Path(args.manifest).resolve()), "utterances": len(utts),
-              "audio_seconds": sum(u.duration_s for u in utts), "skipped": failed, "seed": args.seed,
-              "threads": threads, "models": {k: str(Path(v).resolve()) for k, v in models.items()},
-              "lexicon": args.lexicon, "lm": args.lm,
-              "lm_settings": ({k: settings.get(k, (args.lm_weight, args.word_score)) for k in models}
-                              if args.lm else None),
-              "conditions": {c.name: c.description for c in conditions}, "seconds": seconds,
-              "results": results, "markdown": markdown(results, [c.name for c in conditions])}
-    print(json.dumps(report, indent=2))
+    return results, seconds
 
 
 if __name__ == "__main__":
