@@ -24,6 +24,7 @@ from asr.data.tokenizer import BLANK
 from asr.fileio import atomic_write_text
 
 WORD_BOUNDARY = "|"  # the decoder's name for the space character
+DECODERS = ("greedy", "beam", "beam_lm", "beam_cuda")  # names build_decoder knows
 Decoder = Callable[[torch.Tensor, torch.Tensor], list[str]]
 
 
@@ -163,8 +164,7 @@ class BeamSearchDecoder:
         except (ImportError, RuntimeError) as err:
             raise RuntimeError(f"beam search needs the flashlight-text package (pip install flashlight-text): "
                                f"{err}") from None
-        if lm is not None and lexicon is None:
-            raise ValueError("a language model needs a lexicon (decoder.lexicon)")
+        check_decoder_files("beam_lm" if lm is not None else "beam", lexicon, lm)
         if lexicon is not None:
             read_lexicon(lexicon, vocab)  # a clear error here, not a crash inside flashlight
         if lm is not None and not Path(lm).is_file():
@@ -248,10 +248,30 @@ def build_decoder(name: str, vocab: Sequence[str], **options) -> Decoder:
     options), ``beam_cuda`` (:class:`CudaBeamSearchDecoder` options)."""
     if name == "greedy":
         return GreedyDecoder(vocab)
+    if name in DECODERS:
+        check_decoder_files(name, options.get("lexicon"), options.get("lm"))
     if name in ("beam", "beam_lm"):
-        if name == "beam_lm" and not (options.get("lexicon") and options.get("lm")):
-            raise ValueError("decoder beam_lm needs a lexicon and a language model")
         return BeamSearchDecoder(vocab, **options)
     if name == "beam_cuda":
         return CudaBeamSearchDecoder(vocab, **options)
-    raise ValueError(f"unknown decoder {name!r} (greedy, beam, beam_lm, beam_cuda)")
+    raise ValueError(f"unknown decoder {name!r} ({', '.join(DECODERS)})")
+
+
+def check_decoder_files(name: str, lexicon: str | os.PathLike | None, lm: str | os.PathLike | None) -> None:
+    """The rule for which decoder takes which files: ``beam_lm`` needs a lexicon and an LM, ``beam``
+    may take a lexicon (words only, no LM), ``greedy`` and ``beam_cuda`` take neither.
+
+    Args:
+        name: one of :data:`DECODERS`.
+        lexicon, lm: the ``decoder.lexicon`` and ``decoder.lm`` paths, or None (an empty string counts as unset).
+
+    Raises:
+        ValueError: the message names the ``decoder.*`` key to set or clear.
+    """
+    if name == "beam_lm" and (not lexicon or not lm):
+        raise ValueError("decoder=beam_lm needs decoder.lexicon=<lexicon.txt> and decoder.lm=<ARPA or KenLM binary> "
+                         "(both written by `python -m asr.decoding.lm build`, recipe stage 5)")
+    if name != "beam_lm" and lm:
+        raise ValueError(f"decoder.lm is set but decoder.name={name} uses no language model: use decoder=beam_lm")
+    if name in ("greedy", "beam_cuda") and lexicon:
+        raise ValueError(f"decoder.lexicon is set but decoder.name={name} ignores it: use decoder=beam or beam_lm")

@@ -9,6 +9,7 @@ from asr.decoding.ctc import (
     GreedyDecoder,
     append_word_boundary,
     build_decoder,
+    check_decoder_files,
     decoder_tokens,
     lexicon_from_texts,
     read_lexicon,
@@ -98,13 +99,36 @@ def test_append_word_boundary_adds_one_certain_frame():
 def test_build_decoder_names_and_errors(tmp_path):
     assert isinstance(build_decoder("greedy", VOCAB), GreedyDecoder)
     assert isinstance(build_decoder("beam", VOCAB, beam_size=4), BeamSearchDecoder)
-    with pytest.raises(ValueError, match="beam_lm needs a lexicon and a language model"):
+    with pytest.raises(ValueError, match="decoder=beam_lm needs decoder.lexicon=.* and decoder.lm="):
         build_decoder("beam_lm", VOCAB, lexicon=None, lm=None)
     write_lexicon(tmp_path / "lexicon.txt", lexicon_from_texts(["cab"], VOCAB))
     with pytest.raises(FileNotFoundError, match="missing.bin"):
         build_decoder("beam_lm", VOCAB, lexicon=tmp_path / "lexicon.txt", lm=tmp_path / "missing.bin")
     with pytest.raises(ValueError, match="unknown decoder 'viterbi'"):
         build_decoder("viterbi", VOCAB)
+
+
+@pytest.mark.parametrize("name,lexicon,lm,error", [
+    ("greedy", None, None, None), ("beam", None, None, None), ("beam", "lex.txt", None, None),
+    ("beam_lm", "lex.txt", "lm.bin", None), ("beam_cuda", None, None, None),
+    ("beam_lm", "lex.txt", None, "decoder=beam_lm needs"), ("beam_lm", None, "lm.bin", "decoder=beam_lm needs"),
+    ("beam_lm", "", "", "decoder=beam_lm needs"),
+    ("beam", "lex.txt", "lm.bin", "decoder.lm is set but decoder.name=beam"),
+    ("greedy", None, "lm.bin", "decoder.lm is set"),
+    ("greedy", "lex.txt", None, "decoder.lexicon is set but decoder.name=greedy"),
+    ("beam_cuda", "lex.txt", None, "decoder.lexicon is set but decoder.name=beam_cuda ignores it"),
+])
+def test_one_rule_for_which_decoder_takes_a_lexicon_and_an_lm(name, lexicon, lm, error):
+    if error is None:
+        check_decoder_files(name, lexicon, lm)
+    else:
+        with pytest.raises(ValueError, match=error):
+            check_decoder_files(name, lexicon, lm)
+
+
+def test_beam_search_with_an_lm_but_no_lexicon_is_refused_by_the_same_rule():
+    with pytest.raises(ValueError, match="decoder=beam_lm needs decoder.lexicon"):
+        BeamSearchDecoder(VOCAB, lm="lm.bin")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
