@@ -37,6 +37,7 @@ class AudioInfo:
 
     @property
     def duration_s(self) -> float:
+        """Length in seconds: frames / sample rate."""
         return self.num_frames / self.sample_rate_hz
 
 

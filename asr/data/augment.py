@@ -161,9 +161,11 @@ class WaveAugment:
 
     @property
     def active(self) -> bool:
+        """Whether any augmentation is switched on (otherwise the dataset skips calling this)."""
         return bool(self.speeds) or self.noise_prob > 0 or self.volume_gain_db is not None or self.reverb_prob > 0
 
     def draw_speed(self, rng: np.random.Generator) -> float:
+        """One speed factor from ``speeds`` (1.0 when there are none); always one draw from ``rng``."""
         return float(self.speeds[rng.integers(len(self.speeds))]) if self.speeds else 1.0
 
     def __call__(self, samples: np.ndarray, rng: np.random.Generator, speed: float | None = None) -> np.ndarray:

@@ -111,6 +111,7 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.max_batches: int | None = None  # cap on this epoch's batches (equal work with per-rank data)
 
     def set_epoch(self, epoch: int) -> None:
+        """Plan batches for ``epoch``; a new epoch starts at its first batch, the current one where it stopped."""
         if epoch != self.epoch:
             self.start_batch = 0
         self.epoch = epoch
@@ -146,9 +147,11 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
         return len(self._plan())
 
     def state_dict(self) -> dict:
+        """``{"epoch", "start_batch"}``: enough to continue with the batches not yet yielded."""
         return {"epoch": self.epoch, "start_batch": self.start_batch}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`; the next iteration resumes at its ``start_batch``."""
         self.epoch, self.start_batch = int(state["epoch"]), int(state["start_batch"])
 
 
@@ -165,6 +168,7 @@ class Batch:
     skipped: list[tuple[str, str]]  # (utterance id, reason) of items that failed to load
 
     def to(self, device: torch.device) -> Batch:
+        """The batch's tensors on ``device`` (non-blocking copies to a GPU); ids and durations stay as they are."""
         nb = device.type == "cuda"
         return Batch(self.waves.to(device, non_blocking=nb), self.wave_lens.to(device, non_blocking=nb),
                      self.targets.to(device, non_blocking=nb), self.target_lens.to(device, non_blocking=nb),
@@ -186,6 +190,7 @@ class Batch:
 
     @property
     def audio_seconds(self) -> float:
+        """Seconds of real (unpadded) audio in the batch."""
         return float(sum(self.durations_s))
 
 
@@ -217,6 +222,8 @@ class SpeechDataset(torch.utils.data.Dataset):
         return len(self.utts)
 
     def load(self, i: int) -> np.ndarray:
+        """Utterance ``i``'s samples: ``(num_samples,)`` float32 at ``sample_rate_hz`` (its segment only when it
+        has an offset). Raises :class:`AudioError` when the file cannot be used."""
         cached = self._cache.get(i)
         if cached is not None:
             return cached.astype(np.float32) / 32768.0
@@ -298,4 +305,5 @@ def filter_utterances(utts: Sequence[Utterance], tokenizer: CharTokenizer, frame
 
 
 def total_hours(utts: Sequence[Utterance]) -> float:
+    """Hours of audio in ``utts``, from their manifest durations."""
     return math.fsum(u.duration_s for u in utts) / 3600

@@ -52,6 +52,7 @@ class Inputs:
 
     @property
     def has_references(self) -> bool:
+        """Whether a manifest gave reference transcripts, so the outputs can be scored."""
         return self.from_manifest and any(u.text.strip() for u in self.utts)
 
 

@@ -40,6 +40,7 @@ class CharTokenizer:
         return len(self.vocab)
 
     def unknown_chars(self, text: str) -> set[str]:
+        """The characters of ``text`` outside the vocabulary (empty when it can be encoded)."""
         return {c for c in text if c not in self._index}
 
     def encode(self, text: str) -> list[int]:

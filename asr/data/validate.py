@@ -65,6 +65,7 @@ class Problem:
 
     @property
     def fatal(self) -> bool:
+        """Whether the problem makes the utterance unusable (see :data:`FATAL_KINDS`)."""
         return self.kind in FATAL_KINDS
 
     def __str__(self) -> str:
@@ -198,6 +199,13 @@ def _check_text(text: str, duration_s: float, features: FeatureConfig,
 
 
 def make_report(path, problems: list[Problem], *, lines: int, utterances: int, audio: str) -> dict:
+    """The report dict of the module docstring from a manifest's problems and counts.
+
+    Args:
+        path: the manifest. problems: every problem, in line order.
+        lines: non-blank lines read. utterances: lines without a fatal problem.
+        audio: the audio check that ran (one of :data:`AUDIO_CHECKS`).
+    """
     kinds: dict[str, int] = {}
     for p in problems:
         kinds[p.kind] = kinds.get(p.kind, 0) + 1

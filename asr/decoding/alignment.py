@@ -35,9 +35,11 @@ class Word:
 
     @property
     def mid_s(self) -> float:
+        """The word's midpoint in seconds (for assigning it to a segment)."""
         return (self.start_s + self.end_s) / 2
 
     def to_dict(self) -> dict:
+        """``{"word", "start", "end", "confidence"}``, times in seconds rounded to ms, as outputs write it."""
         return {"word": self.text, "start": round(self.start_s, 3), "end": round(self.end_s, 3),
                 "confidence": round(self.confidence, 3)}
 

@@ -65,10 +65,12 @@ class FeatureConfig:
 
     @property
     def win_length(self) -> int:
+        """Window length in samples."""
         return int(round(self.win_length_ms * self.sample_rate_hz / 1000))
 
     @property
     def hop_length(self) -> int:
+        """Frame shift in samples."""
         return int(round(self.hop_length_ms * self.sample_rate_hz / 1000))
 
     @property
@@ -83,13 +85,16 @@ class FeatureConfig:
 
     @property
     def output_dim(self) -> int:
+        """Size of one output frame, after stacking: the acoustic model's input size."""
         return self.frame_dim * self.stack
 
     @property
     def output_frame_shift_s(self) -> float:
+        """Seconds between output frames, after subsampling (30 ms by default)."""
         return self.hop_length_ms * self.subsample / 1000
 
     def to_dict(self) -> dict:
+        """The settings as a plain dict, as model files and ``stats.pt`` store them."""
         return asdict(self)
 
 
@@ -208,6 +213,7 @@ class FeatureExtractor(nn.Module):
         self.register_buffer("std", torch.ones(c.frame_dim))
 
     def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set the global normalisation: ``mean``, ``std`` ``(frame_dim,)``; std is floored at 1e-5."""
         if mean.shape != self.mean.shape or std.shape != self.std.shape:
             raise ValueError(f"normalisation statistics have shape {tuple(mean.shape)}/{tuple(std.shape)}, "
                              f"features have {self.config.frame_dim} dimensions")
@@ -230,6 +236,10 @@ class FeatureExtractor(nn.Module):
         return feats, lens
 
     def forward(self, wave: torch.Tensor, wave_lens: torch.Tensor, augment: nn.Module | None = None):
+        """``wave: (B, S)``, ``wave_lens: (B,)`` → ``feats: (B, T', output_dim)``, ``feat_lens: (B,)``.
+
+        ``augment`` (e.g. :class:`SpecAugment`) masks the normalised frames before stacking.
+        """
         feats, lens = self.mfcc(wave, wave_lens)
         feats = (feats - self.mean) / self.std
         if augment is not None:  # training-time masking on normalised 10 ms frames, before stacking
@@ -294,6 +304,7 @@ class SpecAugment(nn.Module):
         self.max_time_ratio = max_time_ratio
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Masked ``feats: (B, T, F)``; time masks stay inside each utterance's ``lengths: (B,)``."""
         if not self.training:
             return feats
         B, T, F = feats.shape

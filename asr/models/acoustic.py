@@ -87,6 +87,7 @@ class RecurrentLayer(nn.Module):
         self.backward_rnn = rnn(input_size, hidden_size, batch_first=True, **kwargs) if bidirectional else None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``x: (B, T, input_size)``, ``lengths: (B,)`` → ``(B, T, out_size * num_directions)``."""
         out, _ = self.forward_rnn(x)
         if self.backward_rnn is None:
             return out
@@ -129,6 +130,7 @@ class AcousticModel(nn.Module):
         self.output = nn.Linear(out_size, vocab_size)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``feats: (B, T, input_dim)``, ``lengths: (B,)`` → log-probs ``(B, T, vocab_size)``."""
         x = feats
         for layer in self.layers:
             x = self.dropout(layer(x, lengths))
@@ -148,6 +150,7 @@ class Recognizer(nn.Module):
         self.spec_augment = spec_augment  # holds no weights; active in training mode only
 
     def forward(self, wave: torch.Tensor, wave_lens: torch.Tensor):
+        """``wave: (B, S)``, ``wave_lens: (B,)`` → ``log_probs: (B, T, V)``, ``lengths: (B,)``."""
         augment = self.spec_augment if self.training else None
         feats, lengths = self.features(wave, wave_lens, augment=augment)
         return self.acoustic(feats, lengths), lengths
@@ -162,4 +165,5 @@ def build_recognizer(feature_config: FeatureConfig, vocab_size: int, spec_augmen
 
 
 def num_parameters(model: nn.Module) -> int:
+    """Number of weights in ``model`` (every parameter tensor's elements)."""
     return sum(p.numel() for p in model.parameters())
