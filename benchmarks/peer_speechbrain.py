@@ -40,6 +40,7 @@ from asr.frontend.features import FeatureConfig
 from asr.models.acoustic import num_parameters
 
 HERE = Path(__file__).resolve().parent
+HIDDEN, LAYERS = 320, 4  # the reference model: 4-layer BiLSTM, 320 units per direction
 
 # What the two sides share and where they part, for the JSON (checked against the code of both sides).
 MATCHED = [
@@ -143,39 +144,17 @@ def main() -> None:
     load_start = os.getloadavg()[0]  # other jobs on the machine slow both sides; the JSON says how busy it was
 
     utts, tok, plan, batches = real_batches(a.manifest, a.max_batch_duration, a.steps + 1)
-    cfg = FeatureConfig()
-    hidden, layers = 320, 4
-    model, step = real_training_step(len(tok), hidden, layers)
-    spec = {
-        "threads": a.threads, "vocab": list(tok.vocab), "plan": plan,
-        "data": {u.utt_id: {"wav": u.audio_path, "duration": u.duration_s, "text": u.text} for u in utts},
-        "model": {"n_mfcc": cfg.n_mfcc, "n_mels": cfg.n_mels, "f_min_hz": cfg.f_min_hz, "stack": cfg.stack,
-                  "hidden": hidden, "layers": layers, "dropout": model.acoustic.dropout.p},
-    }
+    model, step = real_training_step(len(tok), HIDDEN, LAYERS)
+    spec = peer_spec(a.threads, utts, tok, plan, dropout=model.acoustic.dropout.p)
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = os.path.join(tmp, "spec.json")
         Path(spec_path).write_text(json.dumps(spec))
         peers = {f"speechbrain_{kind}": Peer(python, spec_path, kind == "packed", os.path.join(tmp, f"{kind}.log"))
                  for kind in ["padded", "packed"][: 1 + a.packed]}
-
         step(batches[0])  # warm-up, as the peers did
         timed = batches[1:]
-
-        def ours() -> dict:
-            t = 0.0
-            for b in timed:
-                t0 = time.perf_counter()
-                step(b)
-                t += time.perf_counter() - t0
-            return {"steps": len(timed), "seconds": t, "audio_seconds": sum(b.audio_seconds for b in timed)}
-
-        runs = {"asr": ours, **{k: v.round for k, v in peers.items()}}
-        order = list(runs)
-        results: dict[str, list[dict]] = {k: [] for k in runs}
-        for r in range(a.rounds):
-            for name in order if r % 2 == 0 else order[::-1]:
-                results[name].append(runs[name]())
-                print(f"round {r + 1}: {name} {results[name][-1]}", file=sys.stderr, flush=True)
+        results = alternate_rounds({"asr": lambda: time_steps(step, timed), **{k: v.round for k, v in peers.items()}},
+                                   a.rounds)
         for peer in peers.values():
             peer.close()
 
@@ -199,6 +178,38 @@ def main() -> None:
                      "peer_torch": info["torch"], "peer_torch_file": info["torch_file"],
                      "python": sys.version.split()[0]},
     }))
+
+
+def peer_spec(threads: int, utts, tok, plan: list[list[int]], *, dropout: float) -> dict:
+    """What the SpeechBrain worker needs to train the same model on the same batches (its ``--spec`` JSON)."""
+    cfg = FeatureConfig()
+    return {
+        "threads": threads, "vocab": list(tok.vocab), "plan": plan,
+        "data": {u.utt_id: {"wav": u.audio_path, "duration": u.duration_s, "text": u.text} for u in utts},
+        "model": {"n_mfcc": cfg.n_mfcc, "n_mels": cfg.n_mels, "f_min_hz": cfg.f_min_hz, "stack": cfg.stack,
+                  "hidden": HIDDEN, "layers": LAYERS, "dropout": dropout},
+    }
+
+
+def time_steps(step, batches: list) -> dict:
+    """One round of our side: a timed training step per batch."""
+    t = 0.0
+    for b in batches:
+        t0 = time.perf_counter()
+        step(b)
+        t += time.perf_counter() - t0
+    return {"steps": len(batches), "seconds": t, "audio_seconds": sum(b.audio_seconds for b in batches)}
+
+
+def alternate_rounds(runs: dict, rounds: int) -> dict[str, list[dict]]:
+    """Every run once per round, in reverse order every other round, so that neither side always goes first."""
+    order = list(runs)
+    results: dict[str, list[dict]] = {k: [] for k in runs}
+    for r in range(rounds):
+        for name in order if r % 2 == 0 else order[::-1]:
+            results[name].append(runs[name]())
+            print(f"round {r + 1}: {name} {results[name][-1]}", file=sys.stderr, flush=True)
+    return results
 
 
 if __name__ == "__main__":
