@@ -96,7 +96,15 @@ def main() -> None:
     spec = json.loads(open(a.spec, encoding="utf-8").read())
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
+    plan = Plan(spec["plan"][:1], spec["plan"][1:])
+    loader = torch.utils.data.DataLoader(dataset(spec), batch_sampler=plan, collate_fn=PaddedBatch)
+    brain = build_brain(spec, a.packed)
+    params = sum(p.numel() for p in brain.modules.parameters())  # before fit, as SpeechBrain built them
+    brain.fit(rounds(brain, plan, params), train_set=loader, progressbar=False)
 
+
+def dataset(spec: dict) -> DynamicItemDataset:
+    """The manifest as SpeechBrain's dataset: audio read with soundfile, text as our tokenizer's ids."""
     index = {c: i for i, c in enumerate(spec["vocab"])}
     data = DynamicItemDataset(spec["data"])  # {utt_id: {"wav", "duration", "text"}}, SpeechBrain's JSON layout
 
@@ -114,9 +122,11 @@ def main() -> None:
     data.add_dynamic_item(audio_pipeline)
     data.add_dynamic_item(text_pipeline)
     data.set_output_keys(["id", "sig", "tokens", "duration"])
-    plan = Plan(spec["plan"][:1], spec["plan"][1:])
-    loader = torch.utils.data.DataLoader(data, batch_sampler=plan, collate_fn=PaddedBatch)
+    return data
 
+
+def build_brain(spec: dict, packed: bool) -> CTCBrain:
+    """The reference model as SpeechBrain modules, with AdamW, clipping at norm 5 and fp32 on the CPU."""
     m = spec["model"]
     stack = m["stack"]
     modules = {
@@ -129,31 +139,29 @@ def main() -> None:
         "out": Linear(input_size=2 * m["hidden"], n_neurons=len(spec["vocab"])),
     }
     hparams = {
-        "subsample": stack, "packed": a.packed, "log_softmax": Softmax(apply_log=True),
+        "subsample": stack, "packed": packed, "log_softmax": Softmax(apply_log=True),
         "time_drop": SpectrogramDrop(drop_length_low=0, drop_length_high=20, drop_count_low=2, drop_count_high=2,
                                      dim=1),
         "freq_drop": SpectrogramDrop(drop_length_low=0, drop_length_high=8, drop_count_low=2, drop_count_high=2,
                                      dim=2),
     }
-    brain = CTCBrain(modules=modules, hparams=hparams,
-                     opt_class=lambda params: torch.optim.AdamW(params, lr=1e-4),
-                     run_opts={"device": "cpu", "max_grad_norm": 5.0, "precision": "fp32"})
-    params = sum(p.numel() for p in brain.modules.parameters())
+    return CTCBrain(modules=modules, hparams=hparams, opt_class=lambda params: torch.optim.AdamW(params, lr=1e-4),
+                    run_opts={"device": "cpu", "max_grad_norm": 5.0, "precision": "fp32"})
 
-    def rounds():
-        yield 0  # warm-up epoch: the first batch only
-        say(ready=True, parameters=params, warmup_s=brain.timed_s, speechbrain=sb.__version__,
-            torch=torch.__version__, torch_file=torch.__file__, threads=torch.get_num_threads())
-        plan.current = plan.timed
-        epoch = 0
-        for line in sys.stdin:
-            if line.strip() != "go":
-                return
-            epoch += 1
-            yield epoch
-            say(steps=brain.steps_done, seconds=brain.timed_s, audio_seconds=brain.audio_s)
 
-    brain.fit(rounds(), train_set=loader, progressbar=False)
+def rounds(brain: CTCBrain, plan: Plan, parameters: int):
+    """The epoch counter of ``Brain.fit``: the warm-up epoch, then one timed epoch per ``go`` line on stdin."""
+    yield 0  # warm-up epoch: the first batch only
+    say(ready=True, parameters=parameters, warmup_s=brain.timed_s, speechbrain=sb.__version__,
+        torch=torch.__version__, torch_file=torch.__file__, threads=torch.get_num_threads())
+    plan.current = plan.timed
+    epoch = 0
+    for line in sys.stdin:
+        if line.strip() != "go":
+            return
+        epoch += 1
+        yield epoch
+        say(steps=brain.steps_done, seconds=brain.timed_s, audio_seconds=brain.audio_s)
 
 
 if __name__ == "__main__":
