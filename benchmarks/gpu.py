@@ -13,8 +13,8 @@ length when ``--manifest`` exists, else noise — the speed does not depend on t
   ``torch.nn.LSTM`` (cuDNN) of the same size + CTC + AdamW;
 * ``real_infer`` / ``ceiling_infer``: the same forward passes under ``inference_mode``.
 
-TF32 matmuls are on (the fp32 cuDNN LSTM with TF32 was faster than bf16/fp16 for this
-model in our reference measurements). Contenders alternate; the median step time is used.
+TF32 matmuls are on: the model trains in fp32, and for a cuDNN LSTM of this size fp32 with
+TF32 is faster than bf16/fp16 autocast. Contenders alternate; the median step time is used.
 Prints one JSON object with audio-seconds per second and real/ceiling ratios.
 """
 

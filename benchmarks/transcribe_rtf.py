@@ -11,7 +11,8 @@ untimed warm-up, and the median is reported:
 * ``cli``: one cold ``asr-transcribe`` process, interpreter start, imports and model load included;
 * ``lstm_ceiling``: no pipeline at all: random features of the same batch shapes straight into a fused
   ``torch.nn.LSTM`` of the model's size (+ dense + log-softmax), in inference mode. Measured in the same
-  loop, it says what this machine can do right now; ``batched_vs_ceiling`` is the share of it we reach.
+  loop, so machine load slows it as it slows the real path; ``batched_vs_ceiling`` is the share of it
+  the pipeline reaches.
 
     python benchmarks/transcribe_rtf.py --model exp/an4/train/model.pt --input ../shared/data/an4/audio/an4test_clstk
 
