@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Hypothesis:
+    """The recognised text of one utterance; ``error`` says why there is none."""
+
     utt_id: str
     text: str | None  # None: the audio could not be read
     error: str | None = None

@@ -31,6 +31,7 @@ class ErrorCounts:
         return self.errors / self.ref_len if self.ref_len else float(self.insertions)
 
     def to_dict(self) -> dict:
+        """The counts with ``ref_len``, ``errors`` and ``rate`` added, as summaries store them."""
         return {**asdict(self), "ref_len": self.ref_len, "errors": self.errors, "rate": self.rate}
 
 
@@ -45,6 +46,7 @@ def _counts(ref_units: list[str], hyp_units: list[str]) -> tuple[ErrorCounts, li
 
 
 def word_errors(ref: str, hyp: str) -> ErrorCounts:
+    """Word errors of ``hyp`` against ``ref`` (whitespace-separated words)."""
     return _counts(ref.split(), hyp.split())[0]
 
 
@@ -77,6 +79,7 @@ def alignment_text(ref: str, hyp: str) -> str:
 
 
 def add(a: ErrorCounts, b: ErrorCounts) -> ErrorCounts:
+    """Counts of two sets of utterances together (rates are then pooled, not averaged)."""
     return ErrorCounts(a.substitutions + b.substitutions, a.deletions + b.deletions,
                        a.insertions + b.insertions, a.hits + b.hits)
 

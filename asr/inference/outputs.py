@@ -140,6 +140,7 @@ class TranscriptLog:
         self.done.update(r["id"] for r in records)
 
     def close(self) -> None:
+        """Close the file and release its lock (every record written is already on disk)."""
         os.close(self._fd)  # releases the lock
 
     def __enter__(self) -> TranscriptLog:
@@ -166,6 +167,7 @@ def sort_records(path: str | os.PathLike, order: Sequence[str]) -> None:
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[dict]:
+    """The records of a JSONL record file in file order; a half-written last line is left out."""
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.endswith("\n") and line.strip():

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 
 def summary_path(output: str | Path) -> Path:
+    """Where the run summary of the record file ``output`` goes: ``<output>.summary.json``."""
     return Path(f"{output}.summary.json")
 
 
@@ -96,6 +97,7 @@ class WindowBatch:
 
 
 def collate_windows(batch: list[dict]) -> WindowBatch:
+    """Pad the readable windows of a batch into one tensor; unreadable ones become ``errors``."""
     ok = [b for b in batch if "error" not in b]
     wave_lens = torch.tensor([len(b["samples"]) for b in ok], dtype=torch.long)
     waves = torch.zeros(len(ok), int(wave_lens.max()) if ok else 0)
@@ -397,6 +399,7 @@ class Progress:
         log.info("transcribing %d files (%.2f h of audio)", total_files, total_audio_s / 3600)
 
     def update(self, files: int, audio_s: float) -> None:
+        """Count ``files`` more files done, ``audio_s`` seconds of audio among them."""
         self.files += files
         self.audio_s += audio_s
         now = time.perf_counter()
@@ -414,6 +417,7 @@ class Progress:
                  self.total_audio_s / 3600, rtf)
 
     def close(self) -> None:
+        """End the bar, or log the final line."""
         if self.bar is not None:
             self.bar.close()
         else:
