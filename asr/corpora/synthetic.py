@@ -404,6 +404,7 @@ class UtteranceSpec:
 
     @property
     def text(self) -> str:
+        """The manifest transcript: the words, normalised as every transcript is."""
         return normalize_text(" ".join(self.words))
 
 
