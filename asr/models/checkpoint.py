@@ -71,6 +71,7 @@ def model_bundle(model: Recognizer, vocab: list[str], model_cfg: ModelConfig, *,
 
 
 def save_model(path: str | os.PathLike, bundle: dict) -> None:
+    """Write a :func:`model_bundle` to ``path`` atomically (a reader never sees half a file)."""
     atomic_torch_save(bundle, path)
 
 
@@ -100,6 +101,16 @@ def check_stored_config(cfg) -> None:
 
 
 def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recognizer, CharTokenizer]:
+    """Rebuild the model (eval mode) and tokenizer a loaded bundle describes, checking it on the way.
+
+    Args:
+        bundle: what :func:`safe_load` read from a model file.
+        where: how error messages name the file.
+
+    Raises:
+        ModelFileError: not a model file, an unsupported format version, invalid settings, or
+            weights that do not fit the model they describe.
+    """
     if bundle.get("format") != MODEL_FORMAT:
         hint = " (it looks like a training checkpoint: use the run's model.pt)" if "optimizer" in bundle else ""
         raise ModelFileError(f"{where}: not an asr model file{hint}")
