@@ -1,28 +1,60 @@
-"""``python -m asr <command> [overrides]``: the console scripts as one module, for launchers that want ``-m``.
+"""``asr <command> [key=value ...]`` and ``python -m asr <command> ...``: every command, one style.
 
 ``torchrun`` starts a module or a script in every process, so distributed runs read::
 
     torchrun --nproc-per-node=4 -m asr train data=an4
     torchrun --nproc-per-node=4 -m asr transcribe model=model.pt input=audio/ output=out/all.jsonl
+
+``asr <command> --help`` shows a command's settings and their defaults.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-COMMANDS = {"train": "train_main", "evaluate": "evaluate_main", "stats": "stats_main",
-            "transcribe": "transcribe_main", "inspect": "inspect_main", "plot": "plot_main"}
+# command: (module in asr.cli, entry point, one line for the overview)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("train", "train_main", "train a model: asr train data=an4 model=small trainer.max_epochs=30"),
+    "evaluate": ("evaluate", "evaluate_main", "WER/CER of a model file: model=<model.pt> data.manifest=<jsonl>"),
+    "transcribe": ("transcribe", "transcribe_main", "audio to text: model=<model.pt> input=<dir|file|jsonl> "
+                   "output=<out.jsonl>"),
+    "stats": ("train", "stats_main", "vocabulary + normalisation statistics: data=an4 output_dir=<dir>"),
+    "validate": ("validate", "validate_main", "check manifests line by line: data.manifest=<jsonl or [a,b]>"),
+    "inspect": ("analysis", "inspect_main", "figures of one utterance's gates: model=<m.pt> audio=<file> "
+                "output=<dir>"),
+    "plot": ("analysis", "plot_main", "training curves of a run: run=<run dir>"),
+    "sweep-table": ("analysis", "sweep_table_main", "table + figure of an `asr train -m` sweep: dir=<sweep dir>"),
+    "eval-table": ("analysis", "eval_table_main", "table + best job of an `asr evaluate -m` run: dir=<multirun dir>"),
+    "average": ("average", "average_main", "average a run's last epochs into a model file: run=<run dir> last=5"),
+    "build-lm": ("lm", "build_lm_main", "lexicon + KenLM n-gram: train=<jsonl> vocab=<vocab.json> out=<dir>"),
+    "download-an4": ("corpora", "download_an4_main", "download CMU's AN4 archive: dir=<folder>"),
+    "prepare-an4": ("corpora", "prepare_an4_main", "AN4 manifests: src=<an4 copy> out=<folder>"),
+    "synthesize": ("corpora", "synthesize_main", "the embedded eSpeak NG corpus: out=<folder> num_train=3000"),
+}
+
+
+def overview() -> str:
+    """The one-screen list of commands that ``asr --help`` prints."""
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
+    return "\n".join(["usage: asr <command> [key=value ...]    (asr <command> --help: its settings)", "",
+                      "commands:", *lines, "",
+                      "train, evaluate, transcribe, stats, validate, inspect and plot also take -m (multirun)",
+                      "and hydra.* settings (hydra.run.dir=...)."])
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        print(f"usage: python -m asr {{{','.join(COMMANDS)}}} [key=value ...]", file=sys.stderr)
-        sys.exit(2)
-    from asr.cli import apps as cli
-
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help", "help"):
+        print(overview(), file=sys.stdout if len(sys.argv) >= 2 else sys.stderr)
+        sys.exit(0 if len(sys.argv) >= 2 else 2)
     command = sys.argv.pop(1)
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}\n\n{overview()}", file=sys.stderr)
+        sys.exit(2)
+    module, entry, _ = COMMANDS[command]
     sys.argv[0] = f"asr-{command}"  # Hydra names the job and its log after the program
-    getattr(cli, COMMANDS[command])()
+    sys.exit(getattr(importlib.import_module(f"asr.cli.{module}"), entry)())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 # Shared recipe plumbing (sourced by recipes/<corpus>/run.sh): argument parsing and stage guards.
 #   --stage N / --stop-stage N   run stages N..M only
 #   --exp DIR                    where data/, lang/ and the run go (default: exp/<corpus> under the recipe)
-#   anything else                passed to asr-train as Hydra overrides (model.num_layers=5 ...)
+#   anything else                passed to asr train as Hydra overrides (model.num_layers=5 ...)
 stage=0
 stop_stage=100
 overrides=()

@@ -17,7 +17,6 @@ ties broken by CER, and the overrides that reproduce it) into the multirun folde
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -129,25 +128,7 @@ def write_tables(jobs: list[EvalJob], out_dir: str | os.PathLike) -> dict[str, P
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``asr-eval-table MULTIRUN_DIR [--output DIR]``; prints the table and the best job."""
-    parser = argparse.ArgumentParser(prog="asr-eval-table", description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path, help="the asr-evaluate -m multirun directory (hydra.sweep.dir)")
-    parser.add_argument("--output", type=Path, default=None, help="where to write the tables (default: the dir)")
-    args = parser.parse_args(argv)
-    try:
-        jobs = collect_evals(args.dir)
-        written = write_tables(jobs, args.output if args.output is not None else args.dir)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"asr-eval-table: error: {err}", file=sys.stderr)
-        return 2
-    print(written["markdown"].read_text(), end="")
-    best = json.loads(written["best"].read_text())
-    print(f"best: job {best['job']}  WER {100 * best['wer']:.2f} %  CER {100 * best['cer']:.2f} %  "
-          f"{' '.join(best['overrides'])}")
-    print("wrote " + ", ".join(str(p) for p in written.values()))
-    return 0
+if __name__ == "__main__":  # python -m asr.analysis.eval_table DIR: the same as asr eval-table
+    from asr.cli.analysis import eval_table_main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(eval_table_main())

@@ -21,7 +21,6 @@ listed as unfinished, never silently dropped.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from dataclasses import asdict, dataclass, fields
@@ -203,27 +202,7 @@ def write_sweep(jobs: list[SweepJob], out_dir: str | os.PathLike) -> dict[str, P
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``asr-sweep-table SWEEP_DIR [--output DIR]``; prints the table, returns the exit status."""
-    parser = argparse.ArgumentParser(prog="asr-sweep-table", description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path, help="the asr-train -m sweep directory (hydra.sweep.dir)")
-    parser.add_argument("--output", type=Path, default=None, help="where to write the table and figure "
-                        "(default: the sweep directory)")
-    args = parser.parse_args(argv)
-    try:
-        jobs = collect_sweep(args.dir)
-        written = write_sweep(jobs, args.output if args.output is not None else args.dir)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"asr-sweep-table: error: {err}", file=sys.stderr)
-        return 2
-    print(written["markdown"].read_text(), end="")
-    unfinished = [j.job for j in jobs if not j.finished]
-    if unfinished:
-        print(f"warning: {len(unfinished)} job(s) not finished (no train_summary.json): {', '.join(unfinished)}",
-              file=sys.stderr)
-    print("wrote " + ", ".join(str(p) for p in written.values()))
-    return 0
+if __name__ == "__main__":  # python -m asr.analysis.sweep DIR: the same as asr sweep-table
+    from asr.cli.analysis import sweep_table_main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(sweep_table_main())

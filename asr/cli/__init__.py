@@ -1,1 +1,1 @@
-"""Command-line entry points: the only package that imports Hydra."""
+"""Command-line entry points: the only modules that import Hydra (``asr <command> key=value ...``)."""

@@ -36,10 +36,9 @@ class DataConfig:
     name: str = "custom"
     # a JSONL file, a glob pattern (shards/train-*.jsonl) or a list of either (see asr.data.manifest.manifest_files)
     train_manifest: str | list[str] | None = None
-    dev_manifest: str | list[str] | None = None
-    test_manifest: str | list[str] | None = None
-    vocab: str | None = None  # vocab.json written by `asr-prepare`; None: built from training text
-    stats: str | None = None  # stats.pt written by `asr-prepare`; None: computed before training
+    dev_manifest: str | list[str] | None = None  # picks the best epoch; the test set is scored by `asr evaluate`
+    vocab: str | None = None  # vocab.json written by `asr stats`; None: built from training text
+    stats: str | None = None  # stats.pt written by `asr stats`; None: computed before training
     max_batch_duration_s: float = 160.0  # 50-60 AN4 utterances per batch: fast on CPU, fits any GPU
     max_duration_s: float = 30.0  # longer training utterances are dropped (named in the log)
     min_duration_s: float = 0.1
@@ -151,7 +150,7 @@ class DecoderConfig:
     word_score: float = 0.0  # added per word: > 0 favours more words, < 0 fewer
     sil_score: float = 0.0  # added per word boundary (space) token
     log_add: bool = True  # merge equal prefixes by summing their probabilities (not max)
-    lexicon: str | None = None  # lexicon.txt from `python -m asr.decoding.lm` (word, then its characters)
+    lexicon: str | None = None  # lexicon.txt from `asr build-lm` (word, then its characters)
     lm: str | None = None  # KenLM model: ARPA or build_binary output
     blank_skip_threshold: float = 0.95  # beam_cuda: skip frames whose blank probability is above this
 
@@ -213,6 +212,8 @@ def check_targets(cfg: Any, prefix: str = "config") -> None:
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):  # a nested group of settings (a command's data:, batch:, ...)
+        return from_dict(tp, value, key)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         errors = []
@@ -275,14 +276,18 @@ def from_dict(cls: type, values: dict | None, prefix: str):
     values.pop("_target_", None)  # an allowed class name, for the record; the dataclass is what gets built
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    dotted = (lambda k: f"{prefix}.{k}") if prefix else str  # prefix "": a command's top-level settings
     unknown = sorted(set(values) - set(names))
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(f'{prefix}.{k}' for k in unknown)}; "
+        raise ConfigError(f"unknown key(s) {', '.join(dotted(k) for k in unknown)}; "
                           f"allowed: {', '.join(names)}")
+    missing = [dotted(f.name) for f in dataclasses.fields(cls) if f.name not in values and _required(f)]
+    if missing:
+        raise ConfigError(f"missing required setting(s): {', '.join(f'{k}=...' for k in missing)}")
     kwargs = {}
     for name in names:
         if name in values:
-            key = f"{prefix}.{name}"
+            key = dotted(name)
             kwargs[name] = _check_type(values[name], hints[name], key)
             allowed = CHOICES.get(key)
             if allowed and kwargs[name] not in allowed:
@@ -291,6 +296,57 @@ def from_dict(cls: type, values: dict | None, prefix: str):
         return cls(**kwargs)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+MISSING = "???"  # OmegaConf's mark for a value the user must give (``model=???``)
+
+
+def defaults_dict(cls: type, exclude: tuple[type, ...] = ()) -> dict:
+    """The defaults of dataclass ``cls`` as a plain nested dict: what Hydra's ConfigStore holds for it.
+
+    A field without a default becomes ``"???"`` (required), a nested dataclass its own dict, a
+    tuple a list. Fields whose type is in ``exclude`` are left out (a config group fills them).
+    Plain dicts, not structured configs, so :func:`from_dict` stays the one validator (OmegaConf's
+    structured configs know neither ``str | list[str]`` nor ``tuple[float, ...]``).
+    """
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if tp in exclude:
+            continue
+        if dataclasses.is_dataclass(tp) and _required(f):
+            out[f.name] = defaults_dict(tp)
+        elif _required(f):
+            out[f.name] = MISSING
+        else:
+            value = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            out[f.name] = _plain(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+# Keys that model files written by earlier versions carry and nothing reads any more: accepted (and
+# dropped) when a stored config is read back, refused on the command line like any unknown key.
+RETIRED = {"data": ("test_manifest",)}
+
+
+def without_retired(cfg: dict) -> dict:
+    """``cfg`` (a stored training config) without the :data:`RETIRED` keys."""
+    out = dict(cfg)
+    for group, keys in RETIRED.items():
+        if isinstance(out.get(group), dict):
+            out[group] = {k: v for k, v in out[group].items() if k not in keys}
+    return out
 
 
 def check_positive(obj, prefix: str, *names: str) -> None:
@@ -321,7 +377,7 @@ def check_decoder(d: DecoderConfig) -> DecoderConfig:
         raise ConfigError(f"decoder.beam_size_token must be > 0 or null, got {d.beam_size_token}")
     if d.name == "beam_lm" and (not d.lexicon or not d.lm):
         raise ConfigError("decoder=beam_lm needs decoder.lexicon=<lexicon.txt> and decoder.lm=<ARPA or KenLM binary> "
-                          "(both written by `python -m asr.decoding.lm build`, recipe stage 5)")
+                          "(both written by `asr build-lm`, recipe stage 5)")
     if d.name != "beam_lm" and d.lm:
         raise ConfigError(f"decoder.lm is set but decoder.name={d.name} uses no language model: use decoder=beam_lm")
     if d.name in ("greedy", "beam_cuda") and d.lexicon:

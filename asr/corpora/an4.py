@@ -24,7 +24,6 @@ the official test set (130 utterances, 10 speakers). Every manifest record carri
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -37,7 +36,7 @@ import soundfile as sf
 
 from asr.corpora.download import DownloadError, download_file, extract_tar
 from asr.data.audio import AudioError, audio_info
-from asr.data.manifest import ManifestError, read_manifest, write_manifest
+from asr.data.manifest import read_manifest, write_manifest
 from asr.data.sphere import read_sphere
 from asr.data.text import normalize_text
 from asr.fileio import atomic_write_text
@@ -403,28 +402,7 @@ def _print_summary(out_dir: Path, summary: dict) -> None:
 # Command line
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m asr.corpora.an4 {download,prepare}``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m asr.corpora.an4", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    download = commands.add_parser("download", help="download and extract the CMU AN4 sphere archive")
-    download.add_argument("--dir", required=True, type=Path, help="folder that receives an4/")
-    download.add_argument("--url", default=AN4_URL, help=f"archive URL (default: {AN4_URL})")
-    prepare = commands.add_parser("prepare", help="write train/dev/test/train_full JSONL manifests")
-    prepare.add_argument("--src", required=True, type=Path,
-                         help="the extracted an4/ folder (or its parent), or a folder with manifests")
-    prepare.add_argument("--out", required=True, type=Path, help="output folder for manifests (and FLAC audio)")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "download":
-            download_an4(args.dir, url=args.url)
-        else:
-            prepare_an4(args.src, args.out)
-    except (An4Error, ManifestError, OSError) as err:
-        print(f"an4 {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+if __name__ == "__main__":  # python -m asr.corpora.an4 download|prepare: asr download-an4 / asr prepare-an4
+    from asr.cli.corpora import an4_module_main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(an4_module_main(sys.argv[1:]))

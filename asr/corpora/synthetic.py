@@ -34,7 +34,6 @@ Design notes:
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import functools
 import hashlib
@@ -593,26 +592,7 @@ def _write_done_marker(out_dir: Path, done: dict) -> None:
     atomic_write_text(out_dir / _DONE, json.dumps(done, indent=2) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asr.corpora.synthetic", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--num-train", type=int, default=3000)
-    parser.add_argument("--num-dev", type=int, default=200)
-    parser.add_argument("--num-test", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sample-rate", type=int, default=16000, help="output sample rate in Hz")
-    parser.add_argument("--workers", type=int, default=2, help="synthesis processes")
-    parser.add_argument("--overwrite", action="store_true", help="replace a corpus made with other parameters")
-    args = parser.parse_args(argv)
-    try:
-        generate_corpus(args.out, num_train=args.num_train, num_dev=args.num_dev, num_test=args.num_test,
-                        seed=args.seed, sample_rate_hz=args.sample_rate, num_workers=args.workers,
-                        overwrite=args.overwrite)
-    except (FileExistsError, RuntimeError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+if __name__ == "__main__":  # python -m asr.corpora.synthetic --out DIR: the same as asr synthesize
+    from asr.cli.corpora import synthesize_main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(synthesize_main())

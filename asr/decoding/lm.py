@@ -16,7 +16,6 @@ binary form ``lm_3gram.bin``, which the decoder loads faster.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -27,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from asr.data.manifest import ManifestError, read_manifest
+from asr.data.manifest import read_manifest
 from asr.decoding.ctc import lexicon_from_texts, write_lexicon
 from asr.fileio import atomic_write_text
 
@@ -146,25 +145,7 @@ def build_lm(train_manifest: str | os.PathLike, vocab_path: str | os.PathLike, o
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asr.decoding.lm", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="lexicon + KenLM n-gram (ARPA and binary) from a training manifest")
-    b.add_argument("--train", required=True, help="training manifest (JSONL with text)")
-    b.add_argument("--vocab", required=True, help="vocab.json of the acoustic model (asr-stats)")
-    b.add_argument("--out", required=True, help="output folder (the recipe's lang/)")
-    b.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
-    args = parser.parse_args(argv)
-    try:
-        s = build_lm(args.train, args.vocab, args.out, args.order)
-    except (FileNotFoundError, ValueError, RuntimeError, ManifestError) as err:
-        print(f"asr.decoding.lm: error: {err}", file=sys.stderr)
-        return 2
-    counts = ", ".join(f"{n}-grams {c}" for n, c in s["ngrams"].items())
-    print(f"lexicon: {s['words']} words -> {s['lexicon']}; {s['order']}-gram from {s['sentences']} sentences "
-          f"({counts}) -> {s['arpa']}, {s['binary']} in {s['seconds']:.1f} s")
-    return 0
+if __name__ == "__main__":  # python -m asr.decoding.lm build --train ...: the same as asr build-lm
+    from asr.cli.lm import module_main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(module_main(sys.argv[1:]))

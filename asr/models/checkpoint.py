@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from asr import __version__
-from asr.config.schema import GROUPS, ConfigError, ModelConfig, Settings, check_targets
+from asr.config.schema import GROUPS, ConfigError, ModelConfig, Settings, check_targets, without_retired
 from asr.data.tokenizer import CharTokenizer
 from asr.fileio import atomic_torch_save
 from asr.models.acoustic import Recognizer, build_recognizer
@@ -97,7 +97,7 @@ def check_stored_config(cfg) -> None:
     unknown = sorted(set(cfg) - set(GROUPS))
     if unknown:
         raise ConfigError(f"config: unknown group(s) {', '.join(map(str, unknown))}; allowed: {', '.join(GROUPS)}")
-    Settings.from_dict(cfg, groups=tuple(g for g in GROUPS if g in cfg))
+    Settings.from_dict(without_retired(cfg), groups=tuple(g for g in GROUPS if g in cfg))  # keys older files carry
 
 
 def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recognizer, CharTokenizer]:
@@ -191,26 +191,3 @@ def average_checkpoints(checkpoints: list[Path], model_file: str | os.PathLike, 
     model_from_bundle(bundle, str(out))  # the averaged weights must still load into the model described
     save_model(out, bundle)
     return Path(out)
-
-
-def average_main(argv: list[str] | None = None) -> int:
-    """``asr-average RUN_DIR --last N [--output FILE]``: average a run's last N epoch checkpoints."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="asr-average", description="Average the weights of a training run's "
-                                     "last N epoch checkpoints into a model file.")
-    parser.add_argument("run", type=Path, help="an asr-train run directory (with checkpoints/ and model.pt)")
-    parser.add_argument("--last", type=int, default=5, help="how many of the last epochs (default 5)")
-    parser.add_argument("--output", type=Path, default=None, help="model file to write (default RUN/model_avg.pt)")
-    args = parser.parse_args(argv)
-    try:
-        if args.last < 1:
-            raise ValueError(f"--last must be >= 1, got {args.last}")
-        paths = last_epoch_checkpoints(args.run, args.last)
-        out = average_checkpoints(paths, args.run / "model.pt", args.output or args.run / "model_avg.pt")
-    except (ModelFileError, ValueError) as err:
-        print(f"asr-average: error: {err}", file=sys.stderr)
-        return 2
-    print(f"averaged {', '.join(p.name for p in paths)} -> {out}")
-    return 0

@@ -26,29 +26,29 @@ run="$exp/train"
 
 source "$here/settings.sh"  # an4_features, an4_model, an4_training: the recipe's settings
 defaults=(data=an4 "data.train_manifest=$data/train.jsonl" "data.dev_manifest=$data/dev.jsonl"
-          "data.test_manifest=$data/test.jsonl" "data.vocab=$lang/vocab.json" "data.stats=$lang/stats.pt"
+          "data.vocab=$lang/vocab.json" "data.stats=$lang/stats.pt"
           "${an4_features[@]}" "${an4_model[@]}" "${an4_training[@]}")
 
 if run_stage 0 download; then
   if [ -n "$data_dir" ]; then
     echo "using the existing copy in $data_dir (no download)"
   else
-    python -m asr.corpora.an4 download --dir "$exp/downloads"
+    asr download-an4 "dir=$exp/downloads"
   fi
   mark_done 0 download
 fi
 src="${data_dir:-$exp/downloads/an4}"
 
 if run_stage 1 prepare; then
-  python -m asr.corpora.an4 prepare --src "$src" --out "$data"
+  asr prepare-an4 "src=$src" "out=$data"
   # every line checked (files, audio, durations, text, duplicates); fatal problems stop here, report in validation.json
-  asr-validate "data.manifest=[$data/train.jsonl,$data/dev.jsonl,$data/test.jsonl]" "hydra.run.dir=$data"
+  asr validate "data.manifest=[$data/train.jsonl,$data/dev.jsonl,$data/test.jsonl]" "hydra.run.dir=$data"
   mark_done 1 prepare
 fi
 
 if run_stage 2 stats; then
   mapfile -t feats < <(feature_overrides)
-  asr-stats data=an4 "data.train_manifest=$data/train.jsonl" "output_dir=$lang" "${an4_features[@]}" "${feats[@]}"
+  asr stats data=an4 "data.train_manifest=$data/train.jsonl" "output_dir=$lang" "${an4_features[@]}" "${feats[@]}"
   mark_done 2 stats
 fi
 
@@ -56,35 +56,35 @@ if run_stage 3 train; then
   # resume=true continues an interrupted run from its last checkpoint
   resume=false
   [ -f "$run/checkpoints/last.pt" ] && resume=true
-  asr-train "${defaults[@]}" "hydra.run.dir=$run" "trainer.resume=$resume" "${overrides[@]}"
+  asr train "${defaults[@]}" "hydra.run.dir=$run" "trainer.resume=$resume" "${overrides[@]}"
   mark_done 3 train
 fi
 
 if run_stage 4 evaluate; then
-  asr-evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" "hydra.run.dir=$exp/eval_test"
+  asr evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" "hydra.run.dir=$exp/eval_test"
   mark_done 4 evaluate
 fi
 
 lm_opts=(decoder=beam_lm "decoder.lexicon=$lang/lexicon.txt" "decoder.lm=$lang/lm_3gram.bin")
 
 if run_stage 5 lm; then
-  python -m asr.decoding.lm build --train "$data/train.jsonl" --vocab "$lang/vocab.json" --out "$lang" --order 3
+  asr build-lm "train=$data/train.jsonl" "vocab=$lang/vocab.json" "out=$lang" order=3
   mark_done 5 lm
 fi
 
 if run_stage 6 tune_lm; then
-  asr-evaluate -m "model=$run/model.pt" "data.manifest=$data/dev.jsonl" "${lm_opts[@]}" \
+  asr evaluate -m "model=$run/model.pt" "data.manifest=$data/dev.jsonl" "${lm_opts[@]}" \
     "decoder.lm_weight=${LM_WEIGHTS:-0,0.25,0.5,1,1.5,2}" "decoder.word_score=${WORD_SCORES:--1,0,1,2}" \
     "hydra.sweep.dir=$exp/tune_lm"
-  asr-eval-table "$exp/tune_lm"
+  asr eval-table "dir=$exp/tune_lm"
   mark_done 6 tune_lm
 fi
 
 if run_stage 7 decode; then
-  asr-evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" decoder=beam "hydra.run.dir=$exp/eval_test_beam"
+  asr evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" decoder=beam "hydra.run.dir=$exp/eval_test_beam"
   best=$(python -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["overrides"]))' "$exp/tune_lm/best.json")
   # shellcheck disable=SC2086  # $best is a list of overrides
-  asr-evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" "${lm_opts[@]}" $best \
+  asr evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" "${lm_opts[@]}" $best \
     "hydra.run.dir=$exp/eval_test_beam_lm"
   mark_done 7 decode
 fi

@@ -7,8 +7,8 @@
 #   recipes/an4/size_sweep.sh --sizes 256 --layers 3,4 trainer.max_epochs=35   # extra args: Hydra overrides
 #
 # Needs recipes/an4/run.sh's stages 1-2 in --exp (manifests in data/, vocab + statistics in lang/).
-# Each job is what `asr-train -m model.rnn_type=... model.num_layers=... model.hidden_size=...` would
-# run, in its own folder <exp>/size/<rnn>_<layers>x<hidden>, followed by asr-evaluate on test.jsonl.
+# Each job is what `asr train -m model.rnn_type=... model.num_layers=... model.hidden_size=...` would
+# run, in its own folder <exp>/size/<rnn>_<layers>x<hidden>, followed by asr evaluate on test.jsonl.
 # Finished jobs are skipped and interrupted ones resume, so the command can be run again to go on.
 # Options: --exp DIR (default recipes/an4/exp) --jobs N (default 1) --sizes 128,256,384
 #          --layers 2,3,4,5 --rnn lstm (lstm,gru: both) --out NAME (default size)
@@ -61,15 +61,14 @@ run_job() {  # run_job RNN LAYERS HIDDEN
   eval "extra=($SWEEP_OVERRIDES)"
   [ -f "$job/checkpoints/last.pt" ] && [ ! -f "$job/train_summary.json" ] && resume=true
   echo "$(date +%H:%M:%S) ${rnn} ${nl}x${hs}: training (resume=$resume)"
-  if ! { [ -f "$job/train_summary.json" ] || asr-train data=an4 "data.train_manifest=$e/data/train.jsonl" \
-        "data.dev_manifest=$e/data/dev.jsonl" "data.test_manifest=$e/data/test.jsonl" \
-        "data.vocab=$e/lang/vocab.json" "data.stats=$e/lang/stats.pt" \
+  if ! { [ -f "$job/train_summary.json" ] || asr train data=an4 "data.train_manifest=$e/data/train.jsonl" \
+        "data.dev_manifest=$e/data/dev.jsonl" "data.vocab=$e/lang/vocab.json" "data.stats=$e/lang/stats.pt" \
         "model.rnn_type=$rnn" "model.num_layers=$nl" "model.hidden_size=$hs" \
         "trainer.threads=$SWEEP_THREADS" trainer.progress=false "trainer.resume=$resume" \
         "${extra[@]}" "hydra.run.dir=$job" >"$job.log" 2>&1; }; then
     echo "$(date +%H:%M:%S) ${rnn} ${nl}x${hs}: training FAILED, see $job.log" >&2; return 1
   fi
-  if ! asr-evaluate "model=$job/model.pt" "data.manifest=$e/data/test.jsonl" "hydra.run.dir=$job/eval_test" \
+  if ! asr evaluate "model=$job/model.pt" "data.manifest=$e/data/test.jsonl" "hydra.run.dir=$job/eval_test" \
         >>"$job.log" 2>&1; then
     echo "$(date +%H:%M:%S) ${rnn} ${nl}x${hs}: test evaluation FAILED, see $job.log" >&2; return 1
   fi
@@ -88,6 +87,6 @@ done
 echo "sweep $sweep: ${#grid[@]} jobs, $jobs at a time, $threads CPU thread(s) each"
 status=0
 printf '%s\n' "${grid[@]}" | sort -rn | cut -d' ' -f2- | xargs -P "$jobs" -L 1 bash -c 'run_job "$@"' _ || status=$?
-asr-sweep-table "$sweep"
+asr sweep-table "dir=$sweep"
 [ "$status" -eq 0 ] || echo "some jobs failed (their logs: $sweep/*.log); run the command again to retry them" >&2
 exit "$status"

@@ -70,7 +70,7 @@ def test_evaluate_without_model_names_the_missing_setting(tmp_path):
 def test_evaluate_multirun_over_decoder_settings_and_table(tmp_path):
     from conftest import train_tone_model
 
-    from asr.analysis.eval_table import main as eval_table
+    from asr.cli.analysis import eval_table_main as eval_table
 
     model, manifest = train_tone_model(tmp_path)
     r = run("asr-evaluate", "-m", f"model={model}", f"data.manifest={manifest}", "decoder=beam",

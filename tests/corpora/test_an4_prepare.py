@@ -350,8 +350,10 @@ def test_cli_errors_are_one_line(tmp_path):
 def test_cli_download_and_prepare(fake_an4, tmp_path):
     src, _ = fake_an4
     url = _targz(src / "an4", tmp_path / "a.tar.gz").as_uri()
-    assert an4.main(["download", "--dir", str(tmp_path / "dl"), "--url", url]) == 0
-    assert an4.main(["prepare", "--src", str(tmp_path / "dl" / "an4"), "--out", str(tmp_path / "out")]) == 0
+    from asr.cli.corpora import an4_module_main
+
+    assert an4_module_main(["download", "--dir", str(tmp_path / "dl"), "--url", url]) == 0
+    assert an4_module_main(["prepare", "--src", str(tmp_path / "dl" / "an4"), "--out", str(tmp_path / "out")]) == 0
     assert len(_read_jsonl(tmp_path / "out" / "test.jsonl")) == 3
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.corpora import synthetic
 from asr.corpora.synthetic import (
     generate_corpus,
     load_domain,
@@ -149,7 +148,9 @@ def test_other_parameters_are_refused(corpora, capsys):
     before = {p: p.stat().st_mtime_ns for p in _files(root)}
     with pytest.raises(FileExistsError, match=str(root)):
         generate_corpus(root, **{**TINY, "seed": 4})
-    assert synthetic.main(["--out", str(root), "--num-train", "7", "--num-dev", "2", "--num-test", "3"]) == 1
+    from asr.cli.corpora import synthesize_main
+
+    assert synthesize_main(["--out", str(root), "--num-train", "7", "--num-dev", "2", "--num-test", "3"]) == 2
     assert "num_train=6 there vs 7 asked" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in _files(root)} == before
 

@@ -173,7 +173,7 @@ def test_torchrun_cli_ranks_share_one_run_directory(tone_corpus, tmp_path):
     exp = tmp_path / "exp"
     # microseconds in the name: ranks that resolved ${now:...} themselves would get two directories
     torchrun("-m", "asr", "train", f"data.train_manifest={tone_corpus}", f"data.dev_manifest={tone_corpus}",
-             "data.test_manifest=null", "data.max_batch_duration_s=1.3", "data.max_duration_s=1.3",
+             "data.max_batch_duration_s=1.3", "data.max_duration_s=1.3",
              "model.hidden_size=16", "model.num_layers=1", "augment=none", "trainer.max_epochs=1",
              "trainer.threads=1", "trainer.device=cpu", "trainer.tensorboard=false",
              f"hydra.run.dir={exp}/" + "${now:%H-%M-%S-%f}", cwd=tmp_path)

@@ -129,7 +129,7 @@ def test_resume_mid_epoch_with_waveform_augmentation_is_exact(tone_corpus, tmp_p
 
 
 def test_average_of_last_epochs_is_written_and_scored(tone_corpus, tmp_path):
-    from asr.models.checkpoint import average_main
+    from asr.cli.average import average_main
 
     s = tiny_settings(tone_corpus, max_epochs=5, keep_checkpoints=3, average_last=3)
     summary = train(s, tmp_path / "run")

@@ -1,0 +1,62 @@
+"""``asr evaluate``: score a model file on a manifest, with any decoder (see EvaluateConfig)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from asr.cli.common import run_dir, store_app, validated
+from asr.config.commands import EvaluateConfig
+from asr.config.schema import ConfigError, DecoderConfig, check_decoder
+from asr.fileio import atomic_write_text
+
+
+@store_app("evaluate")
+def evaluate_main(cfg: DictConfig) -> float:
+    import torch
+
+    from asr.data.manifest import read_manifest
+    from asr.inference.evaluate import evaluate
+    from asr.models.checkpoint import load_model
+    from asr.runtime import resolve_device, setup_threads
+
+    c = validated(cfg, EvaluateConfig)
+    check_decoder(c.decoder)
+    threads = setup_threads(c.threads)
+    device = resolve_device(c.device)
+    model, tokenizer, _ = load_model(c.model, map_location="cpu")
+    model.to(device)
+    decoder = build(c.decoder, tokenizer.vocab)
+    utts = read_manifest(c.data.manifest)
+    out = run_dir()
+    with torch.inference_mode():
+        summary = evaluate(model, tokenizer, utts, out_dir=out, device=device,
+                           max_batch_duration_s=c.data.max_batch_duration_s, num_workers=c.data.num_workers,
+                           decoder=decoder)
+    summary.update(model=str(Path(c.model).resolve()), manifest=str(Path(c.data.manifest).resolve()),
+                   decoder=c.decoder.name, decoder_settings=dataclasses.asdict(c.decoder), threads=threads,
+                   device=str(device))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    w = summary["words"]
+    print(f"WER {100 * summary['wer']:.2f} %  CER {100 * summary['cer']:.2f} %  "
+          f"({w['substitutions']} sub, {w['deletions']} del, {w['insertions']} ins / {w['ref_len']} words, "
+          f"{summary['utterances']} utterances)  RTF {summary['real_time_factor']:.4f} "
+          f"(search {summary['search_real_time_factor']:.4f})  report: {out}/report.txt")
+    if summary["failed"]:
+        print(f"warning: {len(summary['failed'])} utterance(s) could not be read, scored as deletions "
+              f"(see {out}/report.txt)", file=sys.stderr)
+    return summary["wer"]
+
+
+def build(cfg: DecoderConfig, vocab):
+    """The configured decoder; a missing or malformed lexicon or LM file becomes a ConfigError naming it."""
+    from asr.decoding.ctc import build_decoder
+
+    try:
+        return build_decoder(cfg.name, vocab, **cfg.options())
+    except (ValueError, RuntimeError) as err:  # RuntimeError: a decoder this machine cannot run
+        raise ConfigError(f"decoder={cfg.name}: {err}") from None

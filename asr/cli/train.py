@@ -1,0 +1,52 @@
+"""``asr train`` and ``asr stats``: the commands on the training settings (:class:`asr.config.schema.Settings`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from asr.cli.common import conf_app, resolved, shared_run_dir, torchrun_aware, validated
+from asr.config.commands import StatsConfig
+from asr.config.schema import ConfigError, Settings
+from asr.fileio import atomic_write_text
+
+
+@conf_app("train")
+def _train_app(cfg: DictConfig) -> float:
+    from asr.training import distributed
+    from asr.training.train import train
+
+    d = resolved(cfg)
+    unknown = sorted(set(d) - set(Settings.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(Settings.__dataclass_fields__)}")
+    s = Settings.from_dict(d)
+    world, _, run_dir = shared_run_dir(s.trainer.device)
+    if world.is_main:
+        atomic_write_text(run_dir / "config.resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(d)))
+    summary = train(s, run_dir, resolved_config=d)
+    distributed.shutdown()
+    return summary["best_dev_wer"]  # the value a sweeper optimises
+
+
+train_main = torchrun_aware(_train_app)
+
+
+@conf_app("stats")
+def stats_main(cfg: DictConfig) -> None:
+    from asr.data.manifest import read_manifests
+    from asr.frontend.stats import build_vocab, compute_stats, save_stats, save_vocab
+
+    c = validated(cfg, StatsConfig)
+    if not c.data.train_manifest:
+        raise ConfigError("data.train_manifest is not set")
+    out = Path(c.output_dir)
+    utts = read_manifests(c.data.train_manifest)  # every shard: vocabulary and statistics cover the whole corpus
+    tokenizer = build_vocab(utts)
+    save_vocab(out / "vocab.json", tokenizer)
+    stats = compute_stats(utts, c.features)
+    save_stats(out / "stats.pt", stats)
+    print(f"vocabulary: {len(tokenizer)} symbols -> {out / 'vocab.json'}; "
+          f"statistics over {stats['frames']} frames -> {out / 'stats.pt'}")

@@ -1,0 +1,233 @@
+"""Typed settings of every command besides ``asr train`` (whose settings are :class:`asr.config.schema.Settings`).
+
+Each command's dataclass is the one source of its defaults: the CLI registers it in Hydra's
+ConfigStore (:func:`asr.config.schema.defaults_dict`), ``conf/<command>.yaml`` adds only the
+``hydra:`` block and the defaults list, and :func:`asr.config.schema.from_dict` validates the
+composed config, naming the key of any problem. A field without a default is required
+(``asr evaluate model=...``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from asr.config.schema import DataConfig, DecoderConfig
+from asr.frontend.features import FeatureConfig
+from asr.inference.outputs import SubtitleConfig
+from asr.inference.segment import WindowConfig
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class EvaluateData:
+    manifest: str  # JSONL manifest with audio_filepath, duration, text
+    max_batch_duration_s: float = 300.0  # padded audio seconds per inference batch
+    num_workers: int = 0  # parallel audio decoding processes
+
+    def __post_init__(self):
+        _check(self.max_batch_duration_s > 0, f"data.max_batch_duration_s must be > 0, got {self.max_batch_duration_s}")
+        _check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``asr evaluate``: score a model file on a manifest (WER, CER, report, summary.json)."""
+
+    model: str  # a model file (model.pt from a training run)
+    data: EvaluateData
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0: the cores that are free right now
+
+
+@dataclass(frozen=True)
+class TranscribeBatch:
+    # padded audio seconds per batch; bounds memory. 60-120 s was fastest on 2 CPU cores: larger batches
+    # spill the cache, smaller ones starve the LSTM's per-step matrix products
+    max_duration_s: float = 120.0
+    num_workers: int | None = None  # audio-decoding processes; None: one if a core is free beside torch's threads
+
+
+@dataclass(frozen=True)
+class TranscribeConfig:
+    """``asr transcribe``: a folder, file or manifest to JSONL (and txt/csv/srt/vtt), resumable."""
+
+    model: str  # a model file (model.pt from a training run)
+    input: str  # a folder (searched recursively), one audio file, or a JSONL manifest (with text: also scored)
+    output: str  # the JSONL record, one line per file; other formats and <output>.summary.json go next to it
+    format: str | list[str] = field(default_factory=lambda: ["jsonl"])  # jsonl, txt, csv, srt, vtt
+    include: str = "*"  # shell pattern on the path inside the folder ("*" crosses "/"), e.g. "*.flac"
+    extensions: str | list[str] = field(  # what counts as audio in a folder ("wav,flac" or a list)
+        default_factory=lambda: ["wav", "flac", "ogg", "opus", "mp3", "m4a", "aiff", "aif", "sph"])
+    resume: bool = True  # skip files already in output (a killed run continues where it stopped)
+    overwrite: bool = False  # replace an output that is not ours (otherwise refused), or start afresh
+    min_duration_s: float = 0.1  # shorter files are reported as too short, not transcribed
+    batch: TranscribeBatch = field(default_factory=TranscribeBatch)
+    long_audio: WindowConfig = field(default_factory=WindowConfig)  # longer files go in overlapping windows
+    subtitles: SubtitleConfig = field(default_factory=SubtitleConfig)  # SRT/VTT cues
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)  # greedy only: timestamps come from its path
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0: the cores that are free right now
+    progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
+
+    def __post_init__(self):
+        _check(self.decoder.name == "greedy", "asr-transcribe decodes greedily (its word timestamps come from the "
+               f"greedy CTC path); decoder={self.decoder.name} is available in asr-evaluate")
+
+    @property
+    def extension_list(self) -> list[str]:
+        return self.extensions.split(",") if isinstance(self.extensions, str) else list(self.extensions)
+
+
+@dataclass(frozen=True)
+class ValidateData:
+    manifest: str | list[str]  # one JSONL manifest or a list of them
+    vocab: str | None = None  # vocab.json: also check transcripts against it; None: no vocabulary check
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """``asr validate``: every manifest line checked, every problem named with its line and path."""
+
+    data: ValidateData
+    features: FeatureConfig = field(default_factory=FeatureConfig)  # every transcript must fit its frames
+    require_text: bool = True  # false for manifests without transcripts (transcription input)
+    audio: str = "decode"  # exists (stat only) | header (format, duration) | decode (every sample)
+    duration_tolerance_s: float = 0.1  # manifests often round durations to 0.1 s
+    report: str | None = None  # None: <hydra.run.dir>/validation.json
+
+    def __post_init__(self):
+        from asr.data.validate import AUDIO_CHECKS
+
+        _check(self.audio in AUDIO_CHECKS, f"audio: {self.audio!r} is not one of {', '.join(AUDIO_CHECKS)}")
+        _check(self.duration_tolerance_s >= 0,
+               f"duration_tolerance_s: expected a number >= 0, got {self.duration_tolerance_s!r}")
+
+    @property
+    def manifests(self) -> list[str]:
+        m = self.data.manifest
+        return [m] if isinstance(m, str) else list(m)
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    """``asr stats``: vocabulary and normalisation statistics of a training set (recipe stage 2)."""
+
+    output_dir: str  # writes vocab.json and stats.pt here
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+
+
+@dataclass(frozen=True)
+class InspectConfig:
+    """``asr inspect``: figures of one utterance's recurrent gates and posteriors."""
+
+    model: str  # a model file (model.pt from a training run)
+    audio: str  # one audio file, any format and rate asr reads (resampled to the model's rate)
+    output: str  # folder for the PNG figures and inspect.json
+    layer: int = -1  # recurrent layer whose gates are shown: 0 is the first, -1 the top
+    direction: str = "forward"  # forward | backward (the right-to-left half of a bidirectional layer)
+    top_k: int = 12  # units shown: those whose hidden output varies most over the utterance
+    dpi: int = 100  # figure resolution; 100 keeps each PNG around 100-200 KB
+    threads: int = 0  # torch CPU threads; 0: the cores that are free right now
+
+    def __post_init__(self):
+        _check(self.direction in ("forward", "backward"),
+               f"direction: {self.direction!r} is not one of forward, backward")
+
+
+@dataclass(frozen=True)
+class PlotConfig:
+    """``asr plot``: PNG curves of a training run's train_log.jsonl (loss, dev WER/CER, learning rate)."""
+
+    run: str  # an asr-train run directory (holds train_log.jsonl)
+    output: str | None = None  # folder for the PNGs; None: <run>/plots
+    dpi: int = 100
+
+
+@dataclass(frozen=True)
+class SweepTableConfig:
+    """``asr sweep-table``: one table and figure of an ``asr train -m`` sweep."""
+
+    dir: str  # the sweep directory (hydra.sweep.dir)
+    output: str | None = None  # where the table and figure go; None: the sweep directory
+
+
+@dataclass(frozen=True)
+class EvalTableConfig:
+    """``asr eval-table``: one table of an ``asr evaluate -m`` multirun, and its best job."""
+
+    dir: str  # the multirun directory (hydra.sweep.dir)
+    output: str | None = None  # where the tables and best.json go; None: the multirun directory
+
+
+@dataclass(frozen=True)
+class AverageConfig:
+    """``asr average``: a model file whose weights average a run's last epoch checkpoints."""
+
+    run: str  # an asr-train run directory (with checkpoints/ and model.pt)
+    last: int = 5  # how many of the last epochs
+    output: str | None = None  # the model file to write; None: <run>/model_avg.pt
+
+    def __post_init__(self):
+        _check(self.last >= 1, f"last must be >= 1, got {self.last}")
+
+
+@dataclass(frozen=True)
+class BuildLmConfig:
+    """``asr build-lm``: lexicon + KenLM n-gram (ARPA and binary) from a training manifest."""
+
+    train: str  # training manifest (JSONL with text)
+    vocab: str  # vocab.json of the acoustic model (asr stats)
+    out: str  # output folder (the recipe's lang/)
+    order: int = 3  # n-gram order
+
+    def __post_init__(self):
+        _check(self.order >= 1, f"order must be >= 1, got {self.order}")
+
+
+@dataclass(frozen=True)
+class DownloadAn4Config:
+    """``asr download-an4``: download and extract CMU's AN4 sphere archive."""
+
+    dir: str  # folder that receives an4/
+    url: str | None = None  # None: CMU's archive (asr.corpora.an4.AN4_URL)
+
+
+@dataclass(frozen=True)
+class PrepareAn4Config:
+    """``asr prepare-an4``: train/dev/test/train_full JSONL manifests (and FLAC audio) from an AN4 copy."""
+
+    src: str  # the extracted an4/ folder (or its parent), or a folder with manifests
+    out: str  # output folder for manifests (and FLAC audio)
+
+
+@dataclass(frozen=True)
+class SynthesizeConfig:
+    """``asr synthesize``: the embedded corpus, synthesized offline with eSpeak NG."""
+
+    out: str  # output directory
+    num_train: int = 3000
+    num_dev: int = 200
+    num_test: int = 300
+    seed: int = 0
+    sample_rate_hz: int = 16000
+    workers: int = 2  # synthesis processes
+    overwrite: bool = False  # replace a corpus made with other parameters
+
+
+# conf/<name>.yaml (hydra block and defaults list) composes on top of these
+COMMAND_CONFIGS: dict[str, type] = {
+    "evaluate": EvaluateConfig, "transcribe": TranscribeConfig, "validate": ValidateConfig, "stats": StatsConfig,
+    "inspect": InspectConfig, "plot": PlotConfig,
+}
+# no YAML of their own: they write nothing into a run directory, so they need no hydra block
+TOOL_CONFIGS: dict[str, type] = {
+    "sweep-table": SweepTableConfig, "eval-table": EvalTableConfig, "average": AverageConfig,
+    "build-lm": BuildLmConfig, "download-an4": DownloadAn4Config, "prepare-an4": PrepareAn4Config,
+    "synthesize": SynthesizeConfig,
+}
