@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from asr.analysis.eval_table import collect_evals, csv_table, main, markdown_table, varying_keys, write_tables
+from asr.analysis.eval_table import collect_evals, csv_table, markdown_table, varying_keys, write_tables
+from asr.cli.analysis import eval_table_main as main
 
 
 def fake_eval(root: Path, job: str, lm_weight: float, word_score: float, wer: float, cer: float) -> None:

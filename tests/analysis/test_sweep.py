@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asr.analysis.sweep import collect_sweep, csv_table, main, markdown_table, write_sweep
+from asr.analysis.sweep import collect_sweep, csv_table, markdown_table, write_sweep
+from asr.cli.analysis import sweep_table_main as main
 from asr.config.schema import DataConfig, ModelConfig, Settings, TrainerConfig
 from asr.models.acoustic import build_recognizer, num_parameters
 from asr.training.train import train
