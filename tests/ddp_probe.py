@@ -2,10 +2,13 @@
 
 Started by ``torchrun`` from tests/test_distributed.py::
 
-    python ddp_probe.py OUT MANIFEST [group.key=value ...]
+    python ddp_probe.py OUT MANIFEST [group.key=value ...] [probe.oom_rank=R] [probe.nan_rank=R probe.nan_call=K]
 
-Each rank writes ``OUT/probe-<rank>.json`` (the utterance ids of every batch it trained on,
-and the summary) and ``OUT/weights-<rank>.pt`` (its replica's final weights).
+``probe.oom_rank=R`` makes rank R run out of memory on any training forward pass over more
+than one utterance; ``probe.nan_rank=R probe.nan_call=K`` gives rank R's K-th training
+forward pass (0-based) a NaN loss. Each rank writes ``OUT/probe-<rank>.json`` (the utterance
+ids of every batch it trained on, and the summary) and ``OUT/weights-<rank>.pt`` (its
+replica's final weights).
 """
 
 import dataclasses
@@ -16,6 +19,8 @@ from pathlib import Path
 import torch
 from conftest import tiny_settings
 
+import asr.models.acoustic
+import asr.training.inputs
 import asr.training.train
 from asr.training.distributed import env_world, shutdown
 
@@ -28,10 +33,30 @@ def override(settings, assignment: str):
     return dataclasses.replace(settings, **{group: dataclasses.replace(part, **{name: value})})
 
 
+def inject_faults(faults: dict, rank: int) -> None:
+    real = asr.models.acoustic.Recognizer.forward
+    calls = []
+
+    def forward(self, wave, wave_lens):
+        if self.training and rank == faults.get("oom_rank") and wave.shape[0] > 1:
+            raise RuntimeError("CUDA out of memory (injected by ddp_probe)")
+        log_probs, lengths = real(self, wave, wave_lens)
+        if self.training and rank == faults.get("nan_rank"):
+            calls.append(len(calls))
+            if calls[-1] == faults["nan_call"]:
+                log_probs = log_probs * float("nan")
+        return log_probs, lengths
+
+    asr.models.acoustic.Recognizer.forward = forward
+
+
 def main() -> None:
     out, manifest, *assignments = sys.argv[1:]
+    faults = {a.split("=")[0][len("probe."):]: int(a.split("=")[1]) for a in assignments if a.startswith("probe.")}
+    assignments = [a for a in assignments if not a.startswith("probe.")]
+    inject_faults(faults, env_world().rank)
     seen, models = [], []
-    real_collate, real_build = asr.training.train.collate, asr.training.train.build_recognizer
+    real_collate, real_build = asr.training.inputs.collate, asr.training.train.build_recognizer
 
     def recording_collate(items):
         batch = real_collate(items)
@@ -42,7 +67,7 @@ def main() -> None:
         models.append(real_build(*args, **kwargs))
         return models[-1]
 
-    asr.training.train.collate, asr.training.train.build_recognizer = recording_collate, keeping_build
+    asr.training.inputs.collate, asr.training.train.build_recognizer = recording_collate, keeping_build
     settings = tiny_settings(manifest)
     for a in assignments:
         settings = override(settings, a)

@@ -102,6 +102,33 @@ def all_reduce(values: list[float], op: str = "sum") -> list[float]:
     return t.tolist()
 
 
+def all_reduce_gradients(params) -> None:
+    """Sum every parameter's gradient over all ranks, in place, in one collective (nothing alone).
+
+    A parameter without a gradient gets zeros first, so every rank sends the same layout.
+    Called once per kept step, after each rank's backward passes, by every rank.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    for p, part in zip(params, flat.split([p.numel() for p in params])):
+        p.grad.copy_(part.view_as(p.grad))
+
+
+def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s parameters and buffers into every rank's ``module``, in place (nothing alone)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    with torch.no_grad():
+        for t in module.state_dict().values():
+            dist.broadcast(t, src=src)
+
+
 def all_gather(obj) -> list:
     """Every rank's ``obj`` (any picklable value), in rank order; ``[obj]`` alone."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:

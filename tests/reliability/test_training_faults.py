@@ -14,7 +14,9 @@ from asr.data.manifest import read_manifest
 from asr.frontend.stats import build_vocab
 from asr.models.acoustic import build_recognizer
 from asr.models.checkpoint import safe_load
-from asr.training.train import TrainingDiverged, _forward_backward, train
+from asr.training.state import TrainState
+from asr.training.steps import forward_backward
+from asr.training.train import TrainingDiverged, train
 
 
 class _NanGrad(torch.autograd.Function):
@@ -53,7 +55,7 @@ def _poison_training_steps(monkeypatch, faults: dict[int, str]) -> list[int]:
 def test_non_finite_steps_are_skipped_counted_and_named(tone_corpus, tmp_path, monkeypatch, caplog, record_property):
     faults = {0: "loss", 1: "grad", 3: "loss", 4: "loss"}  # never 3 in a row
     _poison_training_steps(monkeypatch, faults)
-    with caplog.at_level(logging.WARNING, logger="asr.training.train"):
+    with caplog.at_level(logging.WARNING, logger="asr.training"):
         summary = train(tiny_settings(tone_corpus, max_epochs=2, max_nonfinite_steps=3), tmp_path / "run")
     assert summary["skipped_batches"] == len(faults) and summary["epochs"] == 2
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
@@ -105,21 +107,20 @@ def test_out_of_memory_batch_is_split_and_gives_the_same_gradients(tone_corpus, 
     torch.manual_seed(0)
     model = build_recognizer(tiny_settings(tone_corpus).features, len(tok), hidden_size=16, num_layers=2, dropout=0.0)
     ctc = torch.nn.CTCLoss(blank=0, reduction="sum")
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     tokens = int(batch.target_lens.sum())
-    state = {"step": 0, "oom_splits": 0}
-    whole = _forward_backward(model, ctc, opt, batch, tokens, state)
+    state = TrainState()
+    whole = forward_backward(model, ctc, batch, tokens, state)
     grads = [p.grad.clone() for p in model.parameters()]
     sizes = _oom_above(monkeypatch, 2)
-    split = _forward_backward(model, ctc, opt, batch, tokens, state)
-    assert state["oom_splits"] == 2 and sizes == [7, 4, 2, 2, 1, 2]  # 7 fails, 4+3 fails at 4, then 2+2+1+2
+    split = forward_backward(model, ctc, batch, tokens, state)
+    assert state.oom_splits == 2 and sizes == [7, 4, 2, 2, 1, 2]  # 7 fails, 4+3 fails at 4, then 2+2+1+2
     assert torch.allclose(split, whole, rtol=1e-6)
     for p, g in zip(model.parameters(), grads):
         assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6)
     single, _ = _batch(tone_corpus, 1)
     _oom_above(monkeypatch, 0)
     with pytest.raises(RuntimeError, match=r"out of memory on utterance audio/train_000\.flac .*data\.max_duration_s"):
-        _forward_backward(model, ctc, opt, single, int(single.target_lens.sum()), state)
+        forward_backward(model, ctc, single, int(single.target_lens.sum()), state)
 
 
 def test_training_survives_out_of_memory_and_reports_it(tone_corpus, tmp_path, monkeypatch, record_property):

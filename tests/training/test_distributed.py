@@ -77,16 +77,16 @@ def test_sampler_cap_gives_ranks_with_their_own_data_equal_steps():
 
 def test_rank_shards_need_enough_files_and_shared_vocabulary(tmp_path):
     from asr.training.distributed import World
-    from asr.training.train import _train_files
+    from asr.training.inputs import train_files_for_rank
 
     for i in range(3):
         write_tone_corpus(tmp_path, TONE_TEXTS[i::3], name=f"train-{i}")
     s = tiny_settings(str(tmp_path / "train-*.jsonl"))
     s = dataclasses.replace(s, data=dataclasses.replace(s.data, rank_shards=True))
     with pytest.raises(ConfigError, match="4 ranks"):
-        _train_files(s, World(rank=0, size=4))
+        train_files_for_rank(s, World(rank=0, size=4))
     with pytest.raises(ConfigError, match="data.vocab and data.stats"):
-        _train_files(s, World(rank=1, size=2))
+        train_files_for_rank(s, World(rank=1, size=2))
 
 
 def test_merge_parts_folds_a_killed_runs_records_in_once(tmp_path):
@@ -126,6 +126,29 @@ def test_two_rank_training_splits_the_data_and_keeps_replicas_identical(tone_cor
     # both ranks computed the same sharded dev score, and only rank 0 wrote the log
     assert ranks[0]["summary"]["best_dev_wer"] == ranks[1]["summary"]["best_dev_wer"]
     assert len((tmp_path / "run/train_log.jsonl").read_text().splitlines()) == epochs
+
+
+def test_out_of_memory_on_one_rank_is_split_there_and_keeps_the_two_rank_gradient(tone_corpus, tmp_path):
+    # rank 1 runs out of memory on every batch of more than one utterance and retries it in pieces,
+    # while rank 0 trains whole batches: the summed gradient must still be that of the unsplit step
+    clean = probe(tmp_path / "clean", tone_corpus, "trainer.max_epochs=2")
+    split = probe(tmp_path / "split", tone_corpus, "trainer.max_epochs=2", "probe.oom_rank=1")
+    assert clean[0]["summary"]["oom_splits"] == 0
+    assert split[0]["summary"]["oom_splits"] == split[1]["summary"]["oom_splits"] > 0  # both ranks count rank 1's
+    assert [r["seen"] for r in split] == [r["seen"] for r in clean]  # same batches, no step skipped
+    w0, w1, w = (weights(tmp_path / d / f"weights-{r}.pt") for d, r in (("split", 0), ("split", 1), ("clean", 0)))
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    # pieces only change the order of the sums: equal to rounding
+    assert all(torch.allclose(w0[k], w[k], rtol=1e-4, atol=1e-6) for k in w0)
+    assert split[0]["summary"]["best_dev_wer"] == clean[0]["summary"]["best_dev_wer"]
+
+
+def test_non_finite_loss_on_one_rank_skips_the_step_on_both(tone_corpus, tmp_path):
+    ranks = probe(tmp_path / "run", tone_corpus, "trainer.max_epochs=1", "probe.nan_rank=1", "probe.nan_call=1")
+    assert [r["summary"]["skipped_batches"] for r in ranks] == [1, 1]
+    w0, w1 = weights(tmp_path / "run/weights-0.pt"), weights(tmp_path / "run/weights-1.pt")
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert safe_load(tmp_path / "run/checkpoints/last.pt")["state"]["skipped_batches"] == 1
 
 
 @pytest.mark.slow

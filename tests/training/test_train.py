@@ -49,18 +49,18 @@ def test_resume_continues_exactly(tone_corpus, tmp_path):
 
 
 def test_resume_mid_epoch_continues_exactly(tone_corpus, tmp_path, monkeypatch):
-    import asr.training.train
+    from asr.training import checkpoints
 
     s = tiny_settings(tone_corpus, max_epochs=2, checkpoint_every_steps=1)
     train(s, tmp_path / "straight")
-    real_save = asr.training.train._save_checkpoint
+    real_save = checkpoints.save_checkpoint
 
     def save_then_die(ckpt_dir, model, optimizer, scheduler, sampler, state, keep):
         real_save(ckpt_dir, model, optimizer, scheduler, sampler, state, keep)
-        if state["epoch"] == 1 and state["batches_done"] == 2:  # two batches into the second epoch
+        if state.epoch == 1 and state.batches_done == 2:  # two batches into the second epoch
             raise KeyboardInterrupt("simulated kill")
 
-    monkeypatch.setattr(asr.training.train, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(s, tmp_path / "cut")
     monkeypatch.undo()
@@ -98,21 +98,21 @@ def test_pickled_model_file_is_refused(tmp_path):
 
 def test_resume_mid_epoch_with_waveform_augmentation_is_exact(tone_corpus, tmp_path, monkeypatch):
     """Speed, rooms, noise and volume are drawn from (seed, epoch, utterance): a resumed run sees the same audio."""
-    import asr.training.train
     from asr.config.schema import AugmentConfig
+    from asr.training import checkpoints
 
     s = tiny_settings(tone_corpus, max_epochs=2, checkpoint_every_steps=1)
     s = dataclasses.replace(s, augment=AugmentConfig(spec_augment=True, speed_perturb=True, noise=True,
                                                      noise_prob=1.0, volume=True, reverb=True, reverb_prob=0.5))
     train(s, tmp_path / "straight")
-    real_save = asr.training.train._save_checkpoint
+    real_save = checkpoints.save_checkpoint
 
     def save_then_die(ckpt_dir, model, optimizer, scheduler, sampler, state, keep):
         real_save(ckpt_dir, model, optimizer, scheduler, sampler, state, keep)
-        if state["epoch"] == 1 and state["batches_done"] == 1:
+        if state.epoch == 1 and state.batches_done == 1:
             raise KeyboardInterrupt("simulated kill")
 
-    monkeypatch.setattr(asr.training.train, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(s, tmp_path / "cut")
     monkeypatch.undo()
