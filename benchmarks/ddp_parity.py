@@ -67,7 +67,7 @@ def main() -> None:
     run([py, "-m", "asr", "stats", f"data.train_manifest={train}", f"output_dir={out / 'lang'}",
          f"hydra.run.dir={out / 'stats'}"], out / "stats.log")
     half = args.batch_s / 2
-    common = ["data=synthetic", f"data.train_manifest={train}", f"data.dev_manifest={dev}", "data.test_manifest=null",
+    common = ["data=synthetic", f"data.train_manifest={train}", f"data.dev_manifest={dev}",
               f"data.vocab={out / 'lang/vocab.json'}", f"data.stats={out / 'lang/stats.pt'}",
               f"data.max_duration_s={half}",  # both runs keep the same utterances
               "model=small", f"model.hidden_size={args.hidden_size}", f"model.num_layers={args.layers}",

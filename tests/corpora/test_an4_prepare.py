@@ -343,8 +343,8 @@ def test_prepare_rejects_unknown_folder(tmp_path):
 def test_cli_errors_are_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "asr.corpora.an4", "prepare", "--src", str(tmp_path / "none"),
                              "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"an4 prepare: error: {tmp_path / 'none'}: source folder not found"]
+    assert result.returncode == 2  # the exit status of every command's user errors
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'none'}: source folder not found"]
 
 
 def test_cli_download_and_prepare(fake_an4, tmp_path):
