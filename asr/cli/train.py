@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from asr.cli.common import conf_app, resolved, shared_run_dir, torchrun_aware, validated
+from asr.cli.common import conf_app, fail, resolved, shared_run_dir, torchrun_aware, validated
 from asr.config.commands import StatsConfig
-from asr.config.schema import ConfigError, Settings
+from asr.config.schema import RETIRED, ConfigError, Settings
 from asr.fileio import atomic_write_text
 
 
@@ -31,7 +33,21 @@ def _train_app(cfg: DictConfig) -> float:
     return summary["best_dev_wer"]  # the value a sweeper optimises
 
 
-train_main = torchrun_aware(_train_app)
+def _retired_keys_named(main):
+    """Entry point wrapper: a retired key on the command line gets its own message, not Hydra's "not in struct"."""
+    @functools.wraps(main)
+    def wrapper():
+        for arg in sys.argv[1:]:
+            key = arg.split("=", 1)[0].lstrip("+~")
+            group, _, name = key.partition(".")
+            if name in RETIRED.get(group, ()):
+                fail(f"{key} is retired (nothing read it): score a test set with "
+                     f"`asr evaluate model=<model.pt> data.manifest=<test.jsonl>`")
+        return main()
+    return wrapper
+
+
+train_main = torchrun_aware(_retired_keys_named(_train_app))
 
 
 @conf_app("stats")

@@ -51,6 +51,8 @@ def test_python_m_asr_and_the_asr_script_reach_hydra_and_tool_commands(tmp_path)
     assert r.returncode == 2 and "missing required setting(s): model=..." in r.stderr
     r = asr("average", "run=r", "lastt=2", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip() == "error: unknown key(s) lastt; allowed: run, last, output"
+    r = asr("train", "data.test_manifest=t.jsonl", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error: data.test_manifest is retired")
     r = asr("synthesize", "--help", cwd=tmp_path)
     assert r.returncode == 0 and "num_train: 3000" in r.stdout
 
