@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from asr.cli.common import run_dir, store_app, validated
+from asr.cli.common import resolved, run_dir, store_app
 from asr.config.commands import EvaluateConfig
-from asr.config.schema import ConfigError, DecoderConfig, check_decoder
+from asr.config.schema import ConfigError, DecoderConfig, check_decoder, from_dict
 from asr.fileio import atomic_write_text
 
 
@@ -24,7 +23,8 @@ def evaluate_main(cfg: DictConfig) -> float:
     from asr.models.checkpoint import load_model
     from asr.runtime import resolve_device, setup_threads
 
-    c = validated(cfg, EvaluateConfig)
+    d = resolved(cfg)
+    c = from_dict(EvaluateConfig, d, "")
     check_decoder(c.decoder)
     threads = setup_threads(c.threads)
     device = resolve_device(c.device)
@@ -37,9 +37,9 @@ def evaluate_main(cfg: DictConfig) -> float:
         summary = evaluate(model, tokenizer, utts, out_dir=out, device=device,
                            max_batch_duration_s=c.data.max_batch_duration_s, num_workers=c.data.num_workers,
                            decoder=decoder)
+    # decoder settings as given (lm_weight=1 stays 1): asr eval-table turns them back into overrides
     summary.update(model=str(Path(c.model).resolve()), manifest=str(Path(c.data.manifest).resolve()),
-                   decoder=c.decoder.name, decoder_settings=dataclasses.asdict(c.decoder), threads=threads,
-                   device=str(device))
+                   decoder=c.decoder.name, decoder_settings=d["decoder"], threads=threads, device=str(device))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     w = summary["words"]
     print(f"WER {100 * summary['wer']:.2f} %  CER {100 * summary['cer']:.2f} %  "
