@@ -1,7 +1,7 @@
 """Run the reliability suite (tests/reliability, slow tests included) and print its figures.
 
 The tests record what they tried and what happened (``record_property``); this script runs
-them with a JUnit XML report, adds the figures up, and prints the README's table as
+them with a JUnit XML report, adds the figures up, and prints the table of docs/reliability.md as
 Markdown followed by one JSON object::
 
     python benchmarks/reliability.py

@@ -9,7 +9,7 @@ Usage::
     asr-evaluate -m model=exp/train/model.pt data.manifest=data/dev.jsonl decoder=beam_lm \\
         decoder.lexicon=lang/lexicon.txt decoder.lm=lang/lm_3gram.bin \\
         decoder.lm_weight=0,0.5,1,2 decoder.word_score=-1,0,1 hydra.sweep.dir=exp/tune_lm
-    asr-eval-table exp/tune_lm          # or: python -m asr.analysis.eval_table exp/tune_lm
+    asr eval-table dir=exp/tune_lm
 
 writes ``eval_table.md``, ``eval_table.csv`` and ``best.json`` (the job with the lowest WER,
 ties broken by CER, and the overrides that reproduce it) into the multirun folder or ``--output``.

@@ -12,7 +12,7 @@ so far), never ranked with the finished ones. A test WER is read from an
 Usage::
 
     asr-train -m data=an4 model.hidden_size=128,256,384 model.num_layers=2,3,4,5 hydra.sweep.dir=exp/an4/size
-    asr-sweep-table exp/an4/size            # or: python -m asr.analysis.sweep exp/an4/size
+    asr sweep-table dir=exp/an4/size
 
 writes ``sweep_table.md``, ``sweep_table.csv`` and ``wer_vs_params.png`` in the sweep
 folder (or ``--output``). Jobs still running or failed (no ``train_summary.json``) are

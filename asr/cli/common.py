@@ -149,7 +149,7 @@ def torchrun_aware(main):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) > 0:
             if "-m" in sys.argv or "--multirun" in sys.argv:
                 fail("a multirun (-m) under torchrun is not supported; launch one torchrun per job "
-                     "(see docs/scaling.md)")
+                     "(see docs/scaling-out.md)")
             sys.argv += QUIET_RANK_OVERRIDES
         return main()
     return wrapper

@@ -18,7 +18,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from asr.decoding.ctc import check_decoder_files
 from asr.frontend.features import CMN_MODES, FeatureConfig
+from asr.models.acoustic import check_projection
 
 
 class ConfigError(ValueError):
@@ -182,7 +184,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-# torch classes a config may name (the optimizers and schedulers asr.training.train builds); anything else must be asr.*
+# torch classes a config may name (the optimizers and schedulers asr.training.optim builds); anything else must be asr.*
 ALLOWED_TARGETS = (
     "torch.optim.AdamW", "torch.optim.Adam", "torch.optim.SGD",
     "torch.optim.lr_scheduler.LambdaLR", "torch.optim.lr_scheduler.CosineAnnealingLR",
@@ -375,13 +377,10 @@ def check_decoder(d: DecoderConfig) -> DecoderConfig:
     check_positive(d, "decoder", "beam_size", "beam_threshold")
     if d.beam_size_token is not None and d.beam_size_token < 1:
         raise ConfigError(f"decoder.beam_size_token must be > 0 or null, got {d.beam_size_token}")
-    if d.name == "beam_lm" and (not d.lexicon or not d.lm):
-        raise ConfigError("decoder=beam_lm needs decoder.lexicon=<lexicon.txt> and decoder.lm=<ARPA or KenLM binary> "
-                          "(both written by `asr build-lm`, recipe stage 5)")
-    if d.name != "beam_lm" and d.lm:
-        raise ConfigError(f"decoder.lm is set but decoder.name={d.name} uses no language model: use decoder=beam_lm")
-    if d.name in ("greedy", "beam_cuda") and d.lexicon:
-        raise ConfigError(f"decoder.lexicon is set but decoder.name={d.name} ignores it: use decoder=beam or beam_lm")
+    try:
+        check_decoder_files(d.name, d.lexicon, d.lm)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if not 0.0 <= d.blank_skip_threshold <= 1.0:
         raise ConfigError(f"decoder.blank_skip_threshold must be in [0, 1], got {d.blank_skip_threshold}")
     return d
@@ -425,12 +424,10 @@ class Settings:
             raise ConfigError(f"data.min_duration_s ({s.data.min_duration_s}) must be below data.max_duration_s "
                               f"({s.data.max_duration_s})")
         check_decoder(s.decoder)
-        if s.model.proj_size < 0 or (s.model.proj_size and s.model.rnn_type != "lstm"):
-            raise ConfigError(f"model.proj_size must be >= 0 and needs model.rnn_type=lstm, got {s.model.proj_size} "
-                              f"with {s.model.rnn_type}")
-        if s.model.proj_size >= s.model.hidden_size:
-            raise ConfigError(f"model.proj_size ({s.model.proj_size}) must be smaller than model.hidden_size "
-                              f"({s.model.hidden_size})")
+        try:
+            check_projection(s.model.rnn_type, s.model.hidden_size, s.model.proj_size)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         a = s.augment
         for key in ("noise_snr_db", "volume_gain_db", "reverb_rt60_s", "reverb_drr_db"):
             low, high = getattr(a, key)

@@ -9,8 +9,8 @@ A corpus is two functions::
 
 or, from the shell::
 
-    python -m asr.corpora.an4 download --dir downloads
-    python -m asr.corpora.an4 prepare --src downloads/an4 --out data/an4
+    asr download-an4 dir=downloads
+    asr prepare-an4 src=downloads/an4 out=data/an4
 
 :func:`prepare_an4` takes either the extracted archive (NIST SPHERE audio plus Sphinx
 transcriptions; the audio is converted to FLAC under ``out_dir/audio``) or a directory that
@@ -98,15 +98,15 @@ def download_an4(target_dir: str | os.PathLike, *, url: str = AN4_URL, retries: 
         return root
     if root.exists():
         raise An4Error(f"{root} exists but is not a finished download (no {_DOWNLOAD_MARKER} in it); "
-                       f"remove it, or if it is a complete copy run: python -m asr.corpora.an4 prepare "
-                       f"--src {root} --out DIR")
+                       f"remove it, or if it is a complete copy run: asr prepare-an4 "
+                       f"src={root} out=DIR")
     target_dir.mkdir(parents=True, exist_ok=True)
     try:
         archive = download_file(url, target_dir / _ARCHIVE_NAME, retries=retries, timeout_s=timeout_s)
     except DownloadError as err:
         raise An4Error(f"{err}. If you already have AN4 (the extracted an4/ folder, or a directory with "
                        f"manifests), skip the download and run: "
-                       f"python -m asr.corpora.an4 prepare --src /path/to/an4 --out DIR") from None
+                       f"asr prepare-an4 src=/path/to/an4 out=DIR") from None
     try:
         _extract_into_place(archive, root, url)
     except An4Error:

@@ -10,7 +10,7 @@ such as "rubout" and "enter") and spoken in-process by eSpeak NG from the PyPI w
     >>> paths["train"]                                       # doctest: +SKIP
     PosixPath('data/synthetic_an4/train.jsonl')
 
-or ``python -m asr.corpora.synthetic --out data/synthetic_an4``. The result is
+or ``asr synthesize out=data/synthetic_an4``. The result is
 ``out_dir/audio/<split>/<utt_id>.flac`` plus ``out_dir/{train,dev,test}.jsonl``, whose records
 carry ``speaker`` (the eSpeak voice, e.g. ``"en-gb-scotland+m3"``) and ``kind`` (the prompt
 type) next to ``audio_filepath``, ``duration`` and ``text``.

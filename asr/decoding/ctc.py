@@ -169,7 +169,7 @@ class BeamSearchDecoder:
             read_lexicon(lexicon, vocab)  # a clear error here, not a crash inside flashlight
         if lm is not None and not Path(lm).is_file():
             raise FileNotFoundError(f"decoder.lm: no language model file at {lm} (build it with "
-                                    "`python -m asr.decoding.lm build`, recipe stage 5)")
+                                    "`asr build-lm`, recipe stage 5)")
         self.vocab = list(vocab)
         self.uses_lexicon = lexicon is not None
         self._decoder = ctc_decoder(
@@ -270,7 +270,7 @@ def check_decoder_files(name: str, lexicon: str | os.PathLike | None, lm: str | 
     """
     if name == "beam_lm" and (not lexicon or not lm):
         raise ValueError("decoder=beam_lm needs decoder.lexicon=<lexicon.txt> and decoder.lm=<ARPA or KenLM binary> "
-                         "(both written by `python -m asr.decoding.lm build`, recipe stage 5)")
+                         "(both written by `asr build-lm`, recipe stage 5)")
     if name != "beam_lm" and lm:
         raise ValueError(f"decoder.lm is set but decoder.name={name} uses no language model: use decoder=beam_lm")
     if name in ("greedy", "beam_cuda") and lexicon:

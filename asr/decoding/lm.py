@@ -7,7 +7,7 @@ n-grams. ``tools/install_kenlm.sh`` (run by ``make install``) builds ``lmplz`` a
 
 Usage (recipe stage 5)::
 
-    python -m asr.decoding.lm build --train data/train.jsonl --vocab lang/vocab.json --out lang --order 3
+    asr build-lm train=data/train.jsonl vocab=lang/vocab.json out=lang order=3
 
 writes into ``lang/``: ``lexicon.txt`` (every training word with its characters),
 ``lm_text.txt`` (the training transcripts, one per line), ``lm_3gram.arpa`` and its

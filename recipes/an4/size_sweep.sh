@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # AN4 model-size sweep: every (cell, layers, hidden size) trained with the recipe's settings, each
-# scored on test, collected into one table + figure (README, "Choosing the model size").
+# scored on test, collected into one table + figure (docs/model-and-decoding.md, "Choosing size and depth").
 #
 #   recipes/an4/size_sweep.sh                                    # 3 x 4 BiLSTM grid, one job at a time
 #   recipes/an4/size_sweep.sh --jobs 16 --rnn lstm,gru           # on one GPU: 16 trainings side by side
