@@ -129,7 +129,7 @@ def test_download_error_names_url_and_existing_copy_route(tmp_path):
     url = (tmp_path / "nowhere" / "an4_sphere.tar.gz").as_uri()
     with pytest.raises(An4Error) as err:
         download_an4(tmp_path / "dl", url=url, retries=1)
-    assert url in str(err.value) and "prepare --src" in str(err.value)
+    assert url in str(err.value) and "asr prepare-an4 src=" in str(err.value)
     assert list((tmp_path / "dl").iterdir()) == []
 
 
