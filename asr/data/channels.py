@@ -19,7 +19,6 @@ from that generator only, so a condition is the same audio every time it is seed
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,14 +27,10 @@ import torch
 import torchaudio
 
 from asr.data.augment import add_noise, change_volume, colored_noise, match_power, reverberate, room_impulse_response
+from asr.data.recording import SHARP_RESAMPLING, babble, band_limit, codec, eq_tilt, trim_silence
 
-__all__ = ["CONDITIONS", "Condition", "babble", "clip", "get_conditions", "reverberate",
+__all__ = ["CONDITIONS", "Condition", "babble", "clip", "far_field", "get_conditions", "reverberate",
            "room_impulse_response", "telephone"]
-
-
-# A steep resampling filter (librosa's "kaiser_best"): the default one lets images of the
-# 3-4 kHz band through just above 4 kHz when going back up to 16 kHz.
-_SHARP = dict(lowpass_filter_width=64, rolloff=0.9475, resampling_method="sinc_interp_kaiser", beta=14.769656459379492)
 
 
 def telephone(samples: np.ndarray, sample_rate_hz: int, *, band_hz: tuple[float, float] = (300.0, 3400.0),
@@ -45,14 +40,14 @@ def telephone(samples: np.ndarray, sample_rate_hz: int, *, band_hz: tuple[float,
     The result has ``sample_rate_hz`` and the input's length; nothing above 4 kHz survives.
     """
     x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    x = torchaudio.functional.resample(x, sample_rate_hz, 8000, **_SHARP)
+    x = torchaudio.functional.resample(x, sample_rate_hz, 8000, **SHARP_RESAMPLING)
     x = torchaudio.functional.highpass_biquad(x, 8000, band_hz[0])
     x = torchaudio.functional.lowpass_biquad(x, 8000, band_hz[1])
     peak = float(x.abs().max())
     if peak > 0:  # mu-law codes [-1, 1]; a line's level is set by the handset, not by the file
         code = torchaudio.functional.mu_law_encoding(x / peak, quantization_channels)
         x = torchaudio.functional.mu_law_decoding(code, quantization_channels) * peak
-    x = torchaudio.functional.resample(x, 8000, sample_rate_hz, **_SHARP)
+    x = torchaudio.functional.resample(x, 8000, sample_rate_hz, **SHARP_RESAMPLING)
     out = np.zeros(len(samples), dtype=np.float32)
     n = min(len(out), len(x))
     out[:n] = x[:n].numpy()
@@ -68,24 +63,17 @@ def clip(samples: np.ndarray, overdrive_db: float) -> np.ndarray:
     return match_power(np.clip(samples, -limit, limit), samples)
 
 
-def babble(num_samples: int, others: Sequence[np.ndarray], talkers: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-power babble: ``talkers`` of ``others`` (distinct, drawn by ``rng``), each looped from a random offset."""
-    usable = [o for o in others if np.any(o)]  # non-silent; no float64 copy of every other utterance per call
-    if len(usable) < talkers:
-        raise ValueError(f"babble needs {talkers} other non-silent utterances, got {len(usable)}")
-    mix = np.zeros(num_samples)
-    for k in rng.choice(len(usable), size=talkers, replace=False):
-        o = usable[int(k)].astype(np.float64)
-        start = int(rng.integers(len(o)))
-        voice = np.resize(np.roll(o, -start), num_samples)  # loops a short voice to cover the utterance
-        mix += voice / math.sqrt(float(np.mean(voice ** 2)) or 1.0)
-    power = float(np.mean(mix ** 2))
-    return (mix / math.sqrt(power if power > 0 else 1.0)).astype(np.float32)
+def far_field(samples: np.ndarray, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+    """A microphone across the room: RT60 0.5 s with more echo than direct sound (-3 dB), pink noise at 20 dB SNR."""
+    wet = reverberate(samples, 0.5, sample_rate_hz, rng, direct_to_reverb_db=-3.0)
+    return add_noise(wet, colored_noise(len(wet), 1.0, rng), 20.0)
 
 
 @dataclass(frozen=True)
 class Condition:
-    """A named recording condition: ``apply(samples, sample_rate_hz, rng, others)`` → samples of the same length.
+    """A named recording condition: ``apply(samples, sample_rate_hz, rng, others)`` → samples.
+
+    Every condition keeps the length except ``trimmed``, which cuts silence off the ends.
 
     ``others`` are other utterances of the same set (babble is made of them); the other
     conditions ignore them.
@@ -120,6 +108,17 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in [
               lambda x, sr, rng, others: clip(x, 12.0)),
     Condition("quiet_-20dB", "20 dB quieter (distant or low-gain microphone)",
               lambda x, sr, rng, others: change_volume(x, -20.0)),
+    Condition("trimmed", "leading and trailing silence cut at 1 % of full scale (sox silence 1 0.02 1%, both ends)",
+              lambda x, sr, rng, others: trim_silence(x, sr)),
+    Condition("8kHz", "recorded at 8 kHz (nothing above 4 kHz), upsampled",
+              lambda x, sr, rng, others: band_limit(x, sr, 8000)),
+    Condition("gsm", "GSM 06.10 mobile phone codec at 8 kHz", lambda x, sr, rng, others: codec(x, sr, "gsm")),
+    Condition("mp3_17kbps", "MPEG layer III at about 17 kbit/s", lambda x, sr, rng, others: codec(x, sr, "mp3")),
+    Condition("opus_13kbps", "Opus at about 13 kbit/s", lambda x, sr, rng, others: codec(x, sr, "opus")),
+    Condition("bright_mic", "another microphone's colour: +4 dB per octave above 1 kHz, -4 below",
+              lambda x, sr, rng, others: eq_tilt(x, sr, 4.0)),
+    Condition("far_field", "across the room: RT60 0.5 s, reverberant energy 3 dB above direct, pink noise 20 dB",
+              lambda x, sr, rng, others: far_field(x, sr, rng)),
 ]}
 
 
