@@ -243,6 +243,31 @@ class SpeechDataset(torch.utils.data.Dataset):
             self._cache[i] = np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
         return failed
 
+    def other_voices(self, i: int, max_tries: int = 8):
+        """``draw(rng, k)``: ``k`` other utterances than ``i``, of other speakers when the manifest names them.
+
+        Babble made of the training set's own talkers is the closest offline stand-in for a
+        crowded room. Unreadable picks are passed over; fewer than ``k`` may come back.
+        """
+        speaker = self.utts[i].speaker
+
+        def draw(rng: np.random.Generator, k: int) -> list[np.ndarray]:
+            picks: list[int] = []
+            for _ in range(max_tries * k):
+                if len(picks) == k:
+                    break
+                j = int(rng.integers(len(self.utts)))
+                if j != i and j not in picks and not (speaker and self.utts[j].speaker == speaker):
+                    picks.append(j)
+            voices = []
+            for j in picks:
+                try:
+                    voices.append(self.load(j))
+                except AudioError:
+                    continue
+            return voices
+        return draw
+
     def __getitem__(self, key: int | tuple[int, int]):
         i, epoch = key if isinstance(key, tuple) else (key, None)
         u = self.utts[i]
@@ -252,9 +277,10 @@ class SpeechDataset(torch.utils.data.Dataset):
             return {"utt_id": u.utt_id, "error": str(err)}
         ids = self.tokenizer.encode(u.text) if self.tokenizer is not None else []
         if self.augment is not None and epoch is not None:
-            augmented = self.augment(samples, utterance_rng(self.seed, epoch, i))
+            others = self.other_voices(i) if self.augment.babble_prob > 0 else None
+            augmented = self.augment(samples, utterance_rng(self.seed, epoch, i), others=others)
             if self.feasible is not None and not self.feasible(len(augmented), ids):
-                augmented = self.augment(samples, utterance_rng(self.seed, epoch, i), speed=1.0)
+                augmented = self.augment(samples, utterance_rng(self.seed, epoch, i), speed=1.0, others=others)
             samples = augmented
         return {"utt_id": u.utt_id, "samples": torch.from_numpy(samples), "ids": ids, "duration_s": u.duration_s}
 

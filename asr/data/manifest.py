@@ -46,6 +46,8 @@ class Utterance:
         duration_s: duration in seconds, as the manifest says.
         text: the transcript ("" when the manifest has none, e.g. for transcription).
         offset_s: start of the segment inside the file (for segmented long files).
+        speaker: the manifest's ``speaker`` field ("" when it has none); babble augmentation draws
+            other speakers' voices by it, and speaker-disjoint splits hold speakers out by it.
     """
 
     utt_id: str
@@ -53,6 +55,7 @@ class Utterance:
     duration_s: float
     text: str = ""
     offset_s: float = 0.0
+    speaker: str = ""
 
 
 def read_manifest(path: str | os.PathLike, *, require_text: bool = True,
@@ -139,8 +142,11 @@ def parse_line(line: str, base: Path, where: str, *, require_text: bool = True,
     utt_id = rec.get("id", audio)
     if not isinstance(utt_id, str) or not utt_id:
         raise ManifestError(f"{where}: 'id' must be a non-empty string")
+    speaker = rec.get("speaker", "")
+    if not isinstance(speaker, (str, int)) or isinstance(speaker, bool):
+        raise ManifestError(f"{where}: 'speaker' must be a string, got {type(speaker).__name__}")
     return Utterance(utt_id=utt_id, audio_path=str(audio_path), duration_s=float(duration), text=text,
-                     offset_s=float(offset))
+                     offset_s=float(offset), speaker=str(speaker))
 
 
 def write_manifest(path: str | os.PathLike, records: Iterable[dict]) -> int:

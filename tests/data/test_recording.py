@@ -138,3 +138,25 @@ def test_chain_settings_are_checked():
     with pytest.raises(ValueError, match="silence probability must be in"):
         WaveAugment(silence_prob=1.5)
     assert WaveAugment(tilt_prob=0.1).active and not WaveAugment().active
+
+
+def test_dataset_babble_draws_other_speakers_only(tmp_path):
+    import json
+
+    import soundfile as sf
+
+    from asr.data.dataset import SpeechDataset
+    from asr.data.manifest import read_manifest
+
+    lines = []
+    for k, spk in enumerate(["a", "a", "b", "c"]):
+        sf.write(tmp_path / f"{k}.flac", speechlike(0.5 + 0.1 * k, seed=k), SR, subtype="PCM_16")
+        lines.append(json.dumps({"audio_filepath": f"{k}.flac", "duration": 0.5 + 0.1 * k, "text": "a",
+                                 "speaker": spk}))
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    utts = read_manifest(tmp_path / "m.jsonl")
+    assert [u.speaker for u in utts] == ["a", "a", "b", "c"]
+    ds = SpeechDataset(utts, None, SR)
+    voices = ds.other_voices(0)(np.random.default_rng(0), 2)
+    lengths = sorted(len(v) for v in voices)
+    assert lengths == [int(0.7 * SR), int(0.8 * SR)]  # utterances 2 and 3; never 1, the same speaker "a"
