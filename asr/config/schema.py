@@ -105,6 +105,19 @@ class AugmentConfig:
     reverb_prob: float = 0.3  # share of utterances played in a synthetic room
     reverb_rt60_s: tuple[float, float] = (0.2, 0.8)  # RT60 drawn uniformly in this range
     reverb_drr_db: tuple[float, float] = (0.0, 10.0)  # direct-to-reverberant ratio drawn in this range
+    # recording chain (asr.data.recording): each part's share of utterances; 0 is off
+    silence_prob: float = 0.0  # silent ends trimmed (to silence_keep_s margins) or padded (by silence_pad_s)
+    silence_keep_s: tuple[float, float] = (0.0, 0.3)
+    silence_pad_s: tuple[float, float] = (0.0, 0.5)
+    babble_prob: float = 0.0  # other training speakers talking at once
+    babble_snr_db: tuple[float, float] = (5.0, 20.0)
+    babble_talkers: tuple[int, int] = (2, 6)
+    tilt_prob: float = 0.0  # another microphone's colour: spectral tilt in dB per octave around 1 kHz
+    tilt_db_per_octave: tuple[float, float] = (-4.0, 4.0)
+    bandlimit_prob: float = 0.0  # recorded at a lower rate (nothing above its Nyquist frequency)
+    bandlimit_rates_hz: tuple[int, ...] = (8000,)
+    codec_prob: float = 0.0  # through a telephone or low-bit-rate codec (one of codecs)
+    codecs: tuple[str, ...] = ("ulaw", "alaw", "gsm", "mp3", "opus")
 
     def wave_augment(self, sample_rate_hz: int = 16000):
         """The waveform part as an :class:`asr.data.augment.WaveAugment` (inactive when all parts are off)."""
@@ -114,7 +127,12 @@ class AugmentConfig:
                            noise_prob=self.noise_prob if self.noise else 0.0, noise_snr_db=self.noise_snr_db,
                            volume_gain_db=self.volume_gain_db if self.volume else None,
                            reverb_prob=self.reverb_prob if self.reverb else 0.0, reverb_rt60_s=self.reverb_rt60_s,
-                           reverb_drr_db=self.reverb_drr_db, sample_rate_hz=sample_rate_hz)
+                           reverb_drr_db=self.reverb_drr_db, sample_rate_hz=sample_rate_hz,
+                           **{k: getattr(self, k) for k in _CHAIN_KEYS})
+
+
+_CHAIN_KEYS = ("silence_prob", "silence_keep_s", "silence_pad_s", "babble_prob", "babble_snr_db", "babble_talkers",
+               "tilt_prob", "tilt_db_per_octave", "bandlimit_prob", "bandlimit_rates_hz", "codec_prob", "codecs")
 
 
 @dataclass(frozen=True)
@@ -435,8 +453,13 @@ class Settings:
                 raise ConfigError(f"augment.{key}: range [{low}, {high}] has its low end above its high end")
         if a.reverb_rt60_s[0] <= 0:
             raise ConfigError(f"augment.reverb_rt60_s: RT60 must be > 0 s, got {list(a.reverb_rt60_s)}")
-        for key in ("noise_prob", "reverb_prob"):
+        for key in ("noise_prob", "reverb_prob", "silence_prob", "babble_prob", "tilt_prob", "bandlimit_prob",
+                    "codec_prob"):
             check_interval(getattr(a, key), f"augment.{key}", 0, 1, high_open=False)
+        try:
+            a.wave_augment(s.features.sample_rate_hz)
+        except ValueError as err:
+            raise ConfigError(f"augment: {err}") from None
         if not a.speeds or any(v <= 0 for v in a.speeds):
             raise ConfigError(f"augment.speeds must be positive factors, got {list(a.speeds)}")
         if s.trainer.average_last < 0 or s.trainer.average_last > max(1, s.trainer.keep_checkpoints):
