@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "download-an4": ("corpora", "download_an4_main", "download CMU's AN4 archive: dir=<folder>"),
     "prepare-an4": ("corpora", "prepare_an4_main", "AN4 manifests: src=<an4 copy> out=<folder>"),
     "synthesize": ("corpora", "synthesize_main", "the embedded eSpeak NG corpus: out=<folder> num_train=3000"),
+    "import-kaldi": ("corpora", "import_kaldi_main", "a Kaldi data directory to a manifest: data_dir=<dir> "
+                     "out=<jsonl> root=<dir>"),
+    "split-speakers": ("corpora", "split_speakers_main", "hold speakers out: manifest=<jsonl> train_out=<jsonl> "
+                       "dev_out=<jsonl>"),
 }
 
 

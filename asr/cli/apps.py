@@ -6,7 +6,13 @@ module gathers them for ``pyproject.toml``'s console scripts and for callers tha
 
 from asr.cli.analysis import eval_table_main, inspect_main, plot_main, sweep_table_main
 from asr.cli.average import average_main
-from asr.cli.corpora import download_an4_main, prepare_an4_main, synthesize_main
+from asr.cli.corpora import (
+    download_an4_main,
+    import_kaldi_main,
+    prepare_an4_main,
+    split_speakers_main,
+    synthesize_main,
+)
 from asr.cli.evaluate import build as _decoder
 from asr.cli.evaluate import evaluate_main
 from asr.cli.lm import build_lm_main
@@ -14,6 +20,7 @@ from asr.cli.train import stats_main, train_main
 from asr.cli.transcribe import transcribe_main
 from asr.cli.validate import validate_main
 
-__all__ = ["average_main", "build_lm_main", "download_an4_main", "eval_table_main", "evaluate_main", "inspect_main",
-           "plot_main", "prepare_an4_main", "stats_main", "sweep_table_main", "synthesize_main", "train_main",
-           "transcribe_main", "validate_main", "_decoder"]
+__all__ = ["average_main", "build_lm_main", "download_an4_main", "eval_table_main", "evaluate_main",
+           "import_kaldi_main",
+           "inspect_main", "plot_main", "prepare_an4_main", "split_speakers_main", "stats_main", "sweep_table_main",
+           "synthesize_main", "train_main", "transcribe_main", "validate_main", "_decoder"]

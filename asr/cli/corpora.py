@@ -1,11 +1,18 @@
-"""Corpus preparation: ``asr download-an4``, ``asr prepare-an4``, ``asr synthesize``."""
+"""Corpus preparation: ``asr download-an4``, ``asr prepare-an4``, ``asr synthesize``, ``asr import-kaldi``,
+``asr split-speakers``."""
 
 from __future__ import annotations
 
 import sys
 
 from asr.cli.common import Flags, tool
-from asr.config.commands import DownloadAn4Config, PrepareAn4Config, SynthesizeConfig
+from asr.config.commands import (
+    DownloadAn4Config,
+    ImportKaldiConfig,
+    PrepareAn4Config,
+    SplitSpeakersConfig,
+    SynthesizeConfig,
+)
 
 # the older argparse forms: python -m asr.corpora.an4 download --dir D / prepare --src S --out O
 AN4_FLAGS = {"download-an4": Flags(options={"--dir": "dir", "--url": "url"}),
@@ -35,6 +42,43 @@ def _synthesize(c: SynthesizeConfig) -> int:
     generate_corpus(c.out, num_train=c.num_train, num_dev=c.num_dev, num_test=c.num_test, seed=c.seed,
                     sample_rate_hz=c.sample_rate_hz, num_workers=c.workers, overwrite=c.overwrite)
     return 0
+
+
+def _import_kaldi(c: ImportKaldiConfig) -> int:
+    from asr.corpora.kaldi import prepare_kaldi
+
+    report = prepare_kaldi(c.data_dir, c.out, root=c.root, allow_pipes=c.allow_pipes, audio_dir=c.audio_dir,
+                           normalize=c.normalize)
+    print(f"{report['utterances']} utterances, {report['speakers']} speakers, {report['hours']:.2f} h -> {c.out}")
+    if report["skipped"]:
+        print(f"left out {len(report['skipped'])} utterance(s):", file=sys.stderr)
+        for reason in report["skipped"][:20]:
+            print(f"  {reason}", file=sys.stderr)
+    return 0
+
+
+def _split_speakers(c: SplitSpeakersConfig) -> int:
+    from asr.data.split import split_by_speaker
+
+    r = split_by_speaker(c.manifest, c.train_out, c.dev_out, dev_fraction=c.dev_fraction, seed=c.seed)
+    print(f"train: {r['train_utterances']} utterances, {r['train_speakers']} speakers -> {c.train_out}; "
+          f"dev: {r['dev_utterances']} utterances, {len(r['dev_speakers'])} speakers "
+          f"({' '.join(r['dev_speakers'])}) -> {c.dev_out}")
+    return 0
+
+
+def import_kaldi_main(argv: list[str] | None = None) -> int:
+    """``asr import-kaldi data_dir=<kaldi dir> out=<manifest> [root=<dir>] [allow_pipes=true]``."""
+    from asr.corpora.kaldi import KaldiError
+
+    return tool("import-kaldi", _import_kaldi, argv, errors=(KaldiError,))
+
+
+def split_speakers_main(argv: list[str] | None = None) -> int:
+    """``asr split-speakers manifest=<jsonl> train_out=<jsonl> dev_out=<jsonl> [dev_fraction=0.1 seed=0]``."""
+    from asr.data.split import SplitError
+
+    return tool("split-speakers", _split_speakers, argv, errors=(SplitError,))
 
 
 def download_an4_main(argv: list[str] | None = None) -> int:

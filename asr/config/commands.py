@@ -220,6 +220,32 @@ class SynthesizeConfig:
     overwrite: bool = False  # replace a corpus made with other parameters
 
 
+@dataclass(frozen=True)
+class ImportKaldiConfig:
+    """``asr import-kaldi``: a Kaldi data directory (text, wav.scp, utt2spk; segments, spk2gender) to a manifest."""
+
+    data_dir: str  # the folder holding text, wav.scp, utt2spk
+    out: str  # the JSONL manifest to write
+    root: str | None = None  # what relative wav.scp paths are relative to; None: data_dir
+    allow_pipes: bool = False  # run wav.scp commands ("... |") once each and store their audio as FLAC
+    audio_dir: str | None = None  # where piped audio is stored; None: <data_dir>/audio_from_pipes
+    normalize: bool = True  # lowercase, a-z ' and spaces only (as the other corpora are prepared)
+
+
+@dataclass(frozen=True)
+class SplitSpeakersConfig:
+    """``asr split-speakers``: hold whole speakers out of a manifest (seeded), for a dev set of unseen voices."""
+
+    manifest: str  # input JSONL; every line needs a speaker field
+    train_out: str  # the manifest of the speakers kept
+    dev_out: str  # the manifest of the speakers held out
+    dev_fraction: float = 0.1  # share of the utterances held out (whole speakers, so about this share)
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(0 < self.dev_fraction < 1, f"dev_fraction must be in (0, 1), got {self.dev_fraction}")
+
+
 # conf/<name>.yaml (hydra block and defaults list) composes on top of these
 COMMAND_CONFIGS: dict[str, type] = {
     "evaluate": EvaluateConfig, "transcribe": TranscribeConfig, "validate": ValidateConfig, "stats": StatsConfig,
@@ -229,5 +255,5 @@ COMMAND_CONFIGS: dict[str, type] = {
 TOOL_CONFIGS: dict[str, type] = {
     "sweep-table": SweepTableConfig, "eval-table": EvalTableConfig, "average": AverageConfig,
     "build-lm": BuildLmConfig, "download-an4": DownloadAn4Config, "prepare-an4": PrepareAn4Config,
-    "synthesize": SynthesizeConfig,
+    "synthesize": SynthesizeConfig, "import-kaldi": ImportKaldiConfig, "split-speakers": SplitSpeakersConfig,
 }

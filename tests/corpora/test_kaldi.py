@@ -111,3 +111,28 @@ def test_copying_a_data_dir_elsewhere_only_needs_the_root(tmp_path):
     shutil.copytree(d, moved)
     records, _ = kaldi_records(moved, root=tmp_path / "corpus")
     assert len(records) == 2
+
+
+def test_import_kaldi_and_split_speakers_commands(tmp_path):
+    import subprocess
+    import sys
+
+    _wav(tmp_path / "audio" / "a.wav", 1.0)
+    _wav(tmp_path / "audio" / "b.wav", 1.0)
+    d = _kaldi_dir(tmp_path, "u1 audio/a.wav\nu2 sox audio/b.wav -t wav - |\n")
+    asr = [sys.executable, "-m", "asr"]
+    r = subprocess.run([*asr, "import-kaldi", f"data_dir={d}", f"out={tmp_path / 'all.jsonl'}", f"root={tmp_path}"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "wav.scp:2: recording u2 is a shell command" in r.stderr and not (tmp_path / "all.jsonl").exists()
+    (d / "wav.scp").write_text("u1 audio/a.wav\nu2 audio/b.wav\n")
+    r = subprocess.run([*asr, "import-kaldi", f"data_dir={d}", f"out={tmp_path / 'all.jsonl'}", f"root={tmp_path}"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "2 utterances, 2 speakers" in r.stdout
+    r = subprocess.run([*asr, "split-speakers", f"manifest={tmp_path / 'all.jsonl'}",
+                        f"train_out={tmp_path / 'train.jsonl'}", f"dev_out={tmp_path / 'dev.jsonl'}",
+                        "dev_fraction=0.5"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    kept = {json.loads(x)["speaker"] for x in (tmp_path / "train.jsonl").read_text().splitlines()}
+    held = {json.loads(x)["speaker"] for x in (tmp_path / "dev.jsonl").read_text().splitlines()}
+    assert len(kept) == len(held) == 1 and kept != held
