@@ -73,15 +73,14 @@ def far_field(samples: np.ndarray, sample_rate_hz: int, rng: np.random.Generator
 class Condition:
     """A named recording condition: ``apply(samples, sample_rate_hz, rng, others)`` → samples.
 
-    Every condition keeps the length except ``trimmed``, which cuts silence off the ends.
-
     ``others`` are other utterances of the same set (babble is made of them); the other
-    conditions ignore them.
+    conditions ignore them. ``keeps_length`` is false for conditions that cut audio (``trimmed``).
     """
 
     name: str
     description: str
     apply: Callable[[np.ndarray, int, np.random.Generator, Sequence[np.ndarray]], np.ndarray]
+    keeps_length: bool = True
 
 
 def _noise(exponent: float, snr_db: float):
@@ -109,7 +108,7 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in [
     Condition("quiet_-20dB", "20 dB quieter (distant or low-gain microphone)",
               lambda x, sr, rng, others: change_volume(x, -20.0)),
     Condition("trimmed", "leading and trailing silence cut at 1 % of full scale (sox silence 1 0.02 1%, both ends)",
-              lambda x, sr, rng, others: trim_silence(x, sr)),
+              lambda x, sr, rng, others: trim_silence(x, sr), keeps_length=False),
     Condition("8kHz", "recorded at 8 kHz (nothing above 4 kHz), upsampled",
               lambda x, sr, rng, others: band_limit(x, sr, 8000)),
     Condition("gsm", "GSM 06.10 mobile phone codec at 8 kHz", lambda x, sr, rng, others: codec(x, sr, "gsm")),

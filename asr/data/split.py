@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from asr.fileio import atomic_open
@@ -69,10 +70,12 @@ def choose_speakers(counts: dict[str, int], dev_fraction: float, seed: int) -> l
 
 
 def split_by_speaker(manifest: str | os.PathLike, train_out: str | os.PathLike, dev_out: str | os.PathLike, *,
-                     dev_fraction: float = 0.1, seed: int = 0) -> dict:
+                     dev_fraction: float = 0.1, seed: int = 0, hold_out: Sequence[str] | None = None) -> dict:
     """Write ``train_out`` and ``dev_out`` with no speaker in both; returns what went where.
 
-    Refuses to write over ``manifest`` itself (the input would be lost).
+    ``hold_out`` names the held-out speakers instead of drawing them (``dev_fraction`` and ``seed``
+    are then unused); a name that is not in the manifest is an error. Refuses to write over
+    ``manifest`` itself (the input would be lost).
     """
     src = Path(manifest).resolve()
     for out in (train_out, dev_out):
@@ -82,7 +85,13 @@ def split_by_speaker(manifest: str | os.PathLike, train_out: str | os.PathLike, 
     counts: dict[str, int] = {}
     for spk, _ in lines:
         counts[spk] = counts.get(spk, 0) + 1
-    held = set(choose_speakers(counts, dev_fraction, seed))
+    if hold_out is None:
+        held = set(choose_speakers(counts, dev_fraction, seed))
+    else:
+        held = set(hold_out)
+        unknown = sorted(held - set(counts))
+        if unknown:
+            raise SplitError(f"{manifest}: no utterances of speaker(s) {', '.join(unknown)}")
     for path, keep in ((train_out, False), (dev_out, True)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(path) as f:

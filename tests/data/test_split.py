@@ -42,6 +42,14 @@ def test_split_keeps_lines_unchanged_and_in_order(tmp_path):
     assert train == [x for x in lines if x in train]
 
 
+def test_named_speakers_can_be_held_out(tmp_path):
+    src = _manifest(tmp_path / "all.jsonl", {"a": 2, "b": 3, "c": 4})
+    r = split_by_speaker(src, tmp_path / "train.jsonl", tmp_path / "dev.jsonl", hold_out=["c", "a"])
+    assert r["dev_speakers"] == ["a", "c"] and r["dev_utterances"] == 6 and r["train_utterances"] == 3
+    with pytest.raises(SplitError, match="no utterances of speaker"):
+        split_by_speaker(src, tmp_path / "train.jsonl", tmp_path / "dev.jsonl", hold_out=["zz"])
+
+
 def test_split_errors_name_the_problem(tmp_path):
     src = tmp_path / "all.jsonl"
     src.write_text('{"audio_filepath": "a.flac", "duration": 1, "text": "a", "speaker": "x"}\n'

@@ -1,0 +1,141 @@
+"""Does a model recognize speech, or the training microphone? Scores off the training conditions, in one run.
+
+Two kinds of test, for any set of model files:
+
+- the in-domain test set (``--manifest``, AN4 test) under the recording conditions users bring:
+  trimmed silences, 8 kHz, a telephone line, GSM and low-bit-rate MP3/Opus, babble at 10 dB,
+  a 0.6 s room, far field, another microphone's colour, clipping, a quiet microphone
+  (:mod:`asr.data.channels`; every model hears the same seeded audio);
+- held-out real speakers: with ``--speechocean DIR``, the digit strings ("ZERO THREE FIVE ONE")
+  of speechocean762's train directory, AN4's own domain read by other people (the 26 speakers who
+  read them are held out; :func:`speechocean_digits`).
+
+Greedy and, with ``--lexicon`` and ``--lm``, lexicon + n-gram beam search. Besides WER/CER the
+held-out cells report ``spelled``: the share of hypothesis words that are single letters (the
+references have none), the telltale of a model biased toward AN4's spelled letters ("zero" -> "c e o o").
+
+    python benchmarks/generalization.py --manifest recipes/an4/exp/data/test.jsonl \\
+        --model default=recipes/an4/exp/train/model.pt --speechocean ../shared/data/speechocean762 \\
+        --lexicon recipes/an4/exp/lang/lexicon.txt --lm recipes/an4/exp/lang/lm_3gram.bin --lm-setting default=0,0
+
+Prints one JSON object (``results[model][condition][decoder]``) with ``markdown``: the greedy and LM
+WER of every model and condition as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from robustness import build_decoders, check_args, decode_all, read_clean, score_conditions  # noqa: E402
+
+from asr.analysis.tables import markdown_table  # noqa: E402
+from asr.corpora.kaldi import prepare_kaldi  # noqa: E402
+from asr.data.split import split_by_speaker  # noqa: E402
+from asr.inference.evaluate import score  # noqa: E402
+from asr.models.checkpoint import load_model  # noqa: E402
+from asr.runtime import setup_threads  # noqa: E402
+
+CONDITIONS = ("clean", "trimmed", "8kHz", "telephone", "gsm", "mp3_17kbps", "opus_13kbps", "babble_10dB",
+              "reverb_0.6s", "far_field", "bright_mic", "clipped_12dB", "quiet_-20dB")
+DIGITS = {"zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+
+
+def spelled_rate(refs: list[str], hyps: list[str]) -> float | None:
+    """Share of hypothesis words that are single letters, over utterances whose reference has no such word."""
+    words = [w for r, h in zip(refs, hyps) if not any(len(x) == 1 for x in r.split()) for w in h.split()]
+    return sum(len(w) == 1 for w in words) / len(words) if words else None
+
+
+def speechocean_digits(root: Path, out_dir: Path) -> Path:
+    """The digit strings of speechocean762's train directory, as a manifest in ``out_dir``.
+
+    Only 26 of its 125 speakers read digit strings (77 utterances), so those speakers are the
+    held-out set: ``out_dir/train.jsonl`` holds the other 99 speakers, for a model that must
+    not have heard them (the same split as ``asr split-speakers`` with ``hold_out`` = those speakers).
+    """
+    prepare_kaldi(root / "train", out_dir / "all.jsonl", root=root)
+    rows = [json.loads(x) for x in (out_dir / "all.jsonl").read_text().splitlines()]
+    readers = sorted({r["speaker"] for r in rows if set(r["text"].split()) <= DIGITS})
+    if not readers:
+        sys.exit(f"{root}: no speaker reads digit strings")
+    split_by_speaker(out_dir / "all.jsonl", out_dir / "train.jsonl", out_dir / "held_out.jsonl", hold_out=readers)
+    lines = [x for x in (out_dir / "held_out.jsonl").read_text().splitlines()
+             if set(json.loads(x)["text"].split()) <= DIGITS]
+    (out_dir / "digits.jsonl").write_text("\n".join(lines) + "\n")
+    return out_dir / "digits.jsonl"
+
+
+def score_held_out(manifest: Path, loaded: dict, decoders: dict) -> dict:
+    """``{model: {decoder: WER, CER, words, spelled}}`` on a manifest of real recordings, as recorded."""
+    rates = {m.features.config.sample_rate_hz for m, _, _ in loaded.values()}
+    utts, clean, _ = read_clean(str(manifest), rates.pop())
+    out = {}
+    for label, (model, _, _) in loaded.items():
+        out[label] = {}
+        for name, hyps in decode_all(model, utts, clean, decoders[label]).items():
+            summary, _ = score(utts, hyps)
+            out[label][name] = {"wer": summary["wer"], "cer": summary["cer"], "words": summary["words"],
+                                "spelled": spelled_rate([u.text for u in utts], [h.text for h in hyps])}
+    return out, len(utts)
+
+
+def markdown(results: dict, rows: list[str]) -> str:
+    cols = [(m, d) for m, per in results.items() for d in next(iter(per.values()))]
+    body = [[r, *(f"{100 * results[m][r][d]['wer']:.2f}" for m, d in cols)] for r in rows]
+    return markdown_table(["condition", *(f"{m} {d} WER %" for m, d in cols)], body).rstrip("\n")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--manifest", required=True, help="the in-domain test set (AN4 test)")
+    p.add_argument("--model", action="append", required=True, metavar="LABEL=PATH", help="repeat for several models")
+    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated names")
+    p.add_argument("--speechocean", default=None, help="speechocean762 directory: adds its held-out speakers' digits")
+    p.add_argument("--lexicon", default=None)
+    p.add_argument("--lm", default=None)
+    p.add_argument("--lm-weight", type=float, default=1.0)
+    p.add_argument("--word-score", type=float, default=0.0)
+    p.add_argument("--lm-setting", action="append", default=[], metavar="LABEL=LM_WEIGHT,WORD_SCORE")
+    p.add_argument("--beam-size", type=int, default=50)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+
+    models, settings, conditions = check_args(args)
+    threads = setup_threads(args.threads)
+    loaded = {label: load_model(path) for label, path in models.items()}
+    if len({m.features.config.sample_rate_hz for m, _, _ in loaded.values()}) != 1:
+        sys.exit("the models expect different sample rates; compare models of one rate")
+    rate = next(iter(loaded.values()))[0].features.config.sample_rate_hz
+    utts, clean, failed = read_clean(args.manifest, rate)
+    decoders = {label: build_decoders(tokenizer, args, settings.get(label, (args.lm_weight, args.word_score)))
+                for label, (_, tokenizer, _) in loaded.items()}
+    t0 = time.perf_counter()
+    results, seconds = score_conditions(conditions, loaded, decoders, utts, clean, rate, args.seed)
+    rows = [c.name for c in conditions]
+    held_out = {}
+    if args.speechocean:
+        with tempfile.TemporaryDirectory() as tmp:
+            digits = speechocean_digits(Path(args.speechocean), Path(tmp))
+            per_model, n = score_held_out(digits, loaded, decoders)
+        for label, cells in per_model.items():
+            results[label]["speechocean762_held_out_digits"] = cells
+        held_out = {"speechocean762_held_out_digits": {"utterances": n, "speakers": "the 26 who read digit strings"}}
+        rows.append("speechocean762_held_out_digits")
+    print(json.dumps({"manifest": str(Path(args.manifest).resolve()), "utterances": len(utts), "skipped": failed,
+                      "seed": args.seed, "threads": threads, "models": {k: str(Path(v).resolve())
+                                                                         for k, v in models.items()},
+                      "lexicon": args.lexicon, "lm": args.lm, "held_out": held_out,
+                      "conditions": {c.name: c.description for c in conditions}, "seconds": seconds,
+                      "total_seconds": round(time.perf_counter() - t0, 1), "results": results,
+                      "markdown": markdown(results, rows)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
