@@ -152,3 +152,31 @@ def test_robustness_benchmark_scores_every_model_on_the_same_degraded_audio(tmp_
                           "--model", f"a={model}", "--conditions", "clean,hall"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 1 and "unknown condition(s) ['hall']" in bad.stderr
+
+
+def test_generalization_benchmark_scores_conditions_and_held_out_digit_readers(tmp_path):
+    """Trimmed audio changes length and still scores; the held-out set is the digit readers' digit strings."""
+    import soundfile as sf
+    from conftest import train_tone_model
+
+    model, manifest = train_tone_model(tmp_path)
+    so = tmp_path / "speechocean"
+    (so / "train").mkdir(parents=True)
+    texts = {"u1": ("s1", "ZERO ONE"), "u2": ("s1", "HELLO"), "u3": ("s2", "WE CALL IT BEAR"), "u4": ("s3", "TWO")}
+    for utt in texts:
+        sf.write(so / f"{utt}.flac", speechlike(0.8, seed=len(utt)), SR, subtype="PCM_16")
+    (so / "train" / "text").write_text("".join(f"{u} {t}\n" for u, (_, t) in texts.items()))
+    (so / "train" / "utt2spk").write_text("".join(f"{u} {s}\n" for u, (s, _) in texts.items()))
+    (so / "train" / "wav.scp").write_text("".join(f"{u} {u}.flac\n" for u in texts))
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "generalization.py"), "--manifest", str(manifest),
+         "--model", f"tone={model}", "--conditions", "clean,trimmed,8kHz", "--speechocean", str(so), "--threads", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    res = report["results"]["tone"]
+    assert list(res) == ["clean", "trimmed", "8kHz", "speechocean762_held_out_digits"]
+    assert res["clean"]["greedy"]["wer"] == 0.0
+    assert report["held_out"]["speechocean762_held_out_digits"]["utterances"] == 2  # u1 and u4, not u2 or u3
+    assert res["speechocean762_held_out_digits"]["greedy"]["words"]["ref_len"] == 3
+    assert "| speechocean762_held_out_digits |" in report["markdown"]
