@@ -24,7 +24,6 @@ WER of every model and condition as a table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -32,13 +31,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from robustness import build_decoders, check_args, decode_all, read_clean, score_conditions  # noqa: E402
+from robustness import (  # noqa: E402
+    build_decoders,
+    check_args,
+    decode_all,
+    load_models,
+    parser,
+    read_clean,
+    score_conditions,
+)
 
 from asr.analysis.tables import markdown_table  # noqa: E402
 from asr.corpora.kaldi import prepare_kaldi  # noqa: E402
 from asr.data.split import split_by_speaker  # noqa: E402
 from asr.inference.evaluate import score  # noqa: E402
-from asr.models.checkpoint import load_model  # noqa: E402
 from asr.runtime import setup_threads  # noqa: E402
 
 CONDITIONS = ("clean", "trimmed", "8kHz", "telephone", "gsm", "mp3_17kbps", "opus_13kbps", "babble_10dB",
@@ -92,27 +98,12 @@ def markdown(results: dict, rows: list[str]) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--manifest", required=True, help="the in-domain test set (AN4 test)")
-    p.add_argument("--model", action="append", required=True, metavar="LABEL=PATH", help="repeat for several models")
-    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated names")
+    p = parser(__doc__.splitlines()[0], ",".join(CONDITIONS))
     p.add_argument("--speechocean", default=None, help="speechocean762 directory: adds its held-out speakers' digits")
-    p.add_argument("--lexicon", default=None)
-    p.add_argument("--lm", default=None)
-    p.add_argument("--lm-weight", type=float, default=1.0)
-    p.add_argument("--word-score", type=float, default=0.0)
-    p.add_argument("--lm-setting", action="append", default=[], metavar="LABEL=LM_WEIGHT,WORD_SCORE")
-    p.add_argument("--beam-size", type=int, default=50)
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
-
     models, settings, conditions = check_args(args)
     threads = setup_threads(args.threads)
-    loaded = {label: load_model(path) for label, path in models.items()}
-    if len({m.features.config.sample_rate_hz for m, _, _ in loaded.values()}) != 1:
-        sys.exit("the models expect different sample rates; compare models of one rate")
-    rate = next(iter(loaded.values()))[0].features.config.sample_rate_hz
+    loaded, rate = load_models(models)
     utts, clean, failed = read_clean(args.manifest, rate)
     decoders = {label: build_decoders(tokenizer, args, settings.get(label, (args.lm_weight, args.word_score)))
                 for label, (_, tokenizer, _) in loaded.items()}

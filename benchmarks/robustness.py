@@ -91,11 +91,12 @@ def markdown(results: dict, conditions: list[str]) -> str:
     return markdown_table(["condition", *(f"{m} {d} WER / CER" for m, d in cols)], rows).rstrip("\n")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser(description: str, conditions: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks that score models under conditions (this one and generalization.py)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--manifest", required=True)
     p.add_argument("--model", action="append", required=True, metavar="LABEL=PATH", help="repeat for several models")
-    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated names (default: all)")
+    p.add_argument("--conditions", default=conditions, help="comma-separated names")
     p.add_argument("--lexicon", default=None, help="lexicon.txt (recipe stage 5): adds lexicon + LM beam search")
     p.add_argument("--lm", default=None, help="KenLM model (lm_3gram.bin)")
     p.add_argument("--lm-weight", type=float, default=1.0)
@@ -105,15 +106,23 @@ def main() -> None:
     p.add_argument("--beam-size", type=int, default=50)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+    return p
 
-    models, settings, conditions = check_args(args)
-    threads = setup_threads(args.threads)
+
+def load_models(models: dict[str, str]) -> tuple[dict, int]:
+    """``{label: (model, tokenizer, bundle)}`` and their one sample rate; models of different rates are refused."""
     loaded = {label: load_model(path) for label, path in models.items()}
     rates = {m.features.config.sample_rate_hz for m, _, _ in loaded.values()}
     if len(rates) != 1:
         sys.exit(f"the models expect different sample rates {sorted(rates)}; compare models of one rate")
-    sample_rate_hz = rates.pop()
+    return loaded, rates.pop()
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0], ",".join(CONDITIONS)).parse_args()
+    models, settings, conditions = check_args(args)
+    threads = setup_threads(args.threads)
+    loaded, sample_rate_hz = load_models(models)
     utts, clean, failed = read_clean(args.manifest, sample_rate_hz)
     decoders = {label: build_decoders(tokenizer, args, settings.get(label, (args.lm_weight, args.word_score)))
                 for label, (_, tokenizer, _) in loaded.items()}
