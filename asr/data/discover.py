@@ -129,31 +129,44 @@ def shard(utts: Sequence[Utterance], rank: int = 0, world_size: int = 1) -> list
     return [u for i, u in enumerate(utts) if i % world_size == rank]
 
 
-def probe_durations(utts: Sequence[Utterance], *, sample_rate_hz: int,
-                    min_duration_s: float = 0.0) -> tuple[list[Utterance], list[tuple[Utterance, str]]]:
-    """Fill in durations from file headers (no decoding) and set aside unusable files.
+def probe_durations(utts: Sequence[Utterance], *, sample_rate_hz: int, min_duration_s: float = 0.0
+                    ) -> tuple[list[Utterance], list[tuple[Utterance, str]]]:
+    """Read durations from file headers (no decoding) and set aside unusable files.
 
-    Utterances that already have a duration (from a manifest) keep it.
+    A manifest's duration is only a claim: every input is measured by its header, and what is
+    transcribed is the audio that exists. A manifest duration (plus offset) that runs past the end
+    of the audio is cut at the end (:func:`duration_warning` words it for the output record).
 
     Returns:
         ``(usable, failed)``; ``failed`` pairs each unusable input with the reason.
     """
     usable, failed = [], []
     for u in utts:
-        duration = u.duration_s
-        if duration <= 0:
-            try:
-                duration = _header_duration(u.audio_path, sample_rate_hz)
-            except AudioError as err:
-                failed.append((u, err.reason))
-                continue
-        if duration <= 0:
+        try:
+            audio_s = _header_duration(u.audio_path, sample_rate_hz)
+        except AudioError as err:
+            failed.append((u, err.reason))
+            continue
+        available = audio_s - u.offset_s
+        duration = available if u.duration_s <= 0 else min(u.duration_s, available)
+        if u.offset_s and available <= 0:
+            failed.append((u, f"the segment starts at {u.offset_s} s, after the end of the audio ({audio_s:.3f} s)"))
+        elif duration <= 0:
             failed.append((u, "no samples (zero-length audio)"))
         elif duration < min_duration_s:
             failed.append((u, f"too short: {duration:.4f} s (< min_duration_s={min_duration_s})"))
         else:
             usable.append(replace(u, duration_s=duration))
     return usable, failed
+
+
+def duration_warning(claimed: Utterance, measured: Utterance, tolerance_s: float = 0.1) -> str | None:
+    """Why ``claimed``'s manifest duration was cut to ``measured``'s (from :func:`probe_durations`), or None."""
+    if claimed.duration_s <= measured.duration_s + tolerance_s:
+        return None
+    u, audio_s = claimed, measured.offset_s + measured.duration_s
+    where = f"offset {u.offset_s} s + duration {u.duration_s} s" if u.offset_s else f"duration {u.duration_s} s"
+    return f"the manifest says {where}, but the audio is {audio_s:.3f} s long; transcribed the audio that exists"
 
 
 def _header_duration(path: str, sample_rate_hz: int) -> float:

@@ -27,6 +27,10 @@ from pathlib import Path
 
 from asr.fileio import atomic_open
 
+# A week and a half of audio in one line: longer than any recording a manifest describes, and small enough that
+# every count derived from it (samples, frames, windows) stays far from overflow and from the memory of one machine.
+MAX_DURATION_S = 1e6
+
 
 class ManifestError(Exception):
     """A manifest (or one of its lines) is unusable; the message names file and line."""
@@ -122,17 +126,18 @@ def parse_line(line: str, base: Path, where: str, *, require_text: bool = True,
     if "\x00" in audio:
         raise ManifestError(f"{where}: audio_filepath {audio!r} contains a NUL character")
     duration = rec.get("duration")
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) \
-            or duration <= 0:
-        raise ManifestError(f"{where}: 'duration' must be a positive number of seconds, got {duration!r}")
+    if not _is_seconds(duration) or duration <= 0:
+        raise ManifestError(f"{where}: 'duration' must be a positive number of seconds up to {MAX_DURATION_S:g}, "
+                            f"got {duration!r}")
     text = rec.get("text", "")
     if not isinstance(text, str):
         raise ManifestError(f"{where}: 'text' must be a string, got {type(text).__name__}")
     if require_text and not text.strip():
         raise ManifestError(f"{where}: missing or empty 'text'")
     offset = rec.get("offset", 0.0)
-    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not math.isfinite(offset) or offset < 0:
-        raise ManifestError(f"{where}: 'offset' must be a non-negative number, got {offset!r}")
+    if not _is_seconds(offset) or offset < 0:
+        raise ManifestError(f"{where}: 'offset' must be a non-negative number of seconds up to {MAX_DURATION_S:g}, "
+                            f"got {offset!r}")
     audio_path = Path(audio)
     if not audio_path.is_absolute():
         resolved = (base / audio_path).resolve()
@@ -147,6 +152,12 @@ def parse_line(line: str, base: Path, where: str, *, require_text: bool = True,
         raise ManifestError(f"{where}: 'speaker' must be a string, got {type(speaker).__name__}")
     return Utterance(utt_id=utt_id, audio_path=str(audio_path), duration_s=float(duration), text=text,
                      offset_s=float(offset), speaker=str(speaker))
+
+
+def _is_seconds(value) -> bool:
+    """A finite number no larger than :data:`MAX_DURATION_S` (booleans are not numbers here)."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            and value <= MAX_DURATION_S)
 
 
 def write_manifest(path: str | os.PathLike, records: Iterable[dict]) -> int:

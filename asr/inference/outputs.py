@@ -6,7 +6,8 @@ The JSONL file is the record of a run, one line per input::
      "text": "rubout g m e f", "words": [{"word": "rubout", "start": 0.45, "end": 0.87, "confidence": 0.94}, ...],
      "error": null}
 
-A file that could not be transcribed has ``"text": null`` and the reason in ``"error"``.
+A file that could not be transcribed has ``"text": null`` and the reason in ``"error"``. A file
+transcribed despite a problem (a manifest duration longer than the audio) has a ``"warning"``.
 
 Crash safety: lines are appended whole and flushed + fsynced after every batch, so a
 killed run leaves complete lines plus at most one partial line at the end. Reopening
@@ -44,10 +45,11 @@ class OutputError(RuntimeError):
 
 
 def make_record(utt_id: str, path: str, duration_s: float | None, text: str | None, words: Sequence[dict] = (),
-                error: str | None = None) -> dict:
-    """One JSONL line: see the module docstring."""
-    return {"id": utt_id, "path": path, "duration": None if duration_s is None else round(duration_s, 3),
-            "text": text, "words": list(words), "error": error}
+                error: str | None = None, warning: str | None = None) -> dict:
+    """One JSONL line: see the module docstring. ``warning`` (only when given) notes a transcript made anyway."""
+    record = {"id": utt_id, "path": path, "duration": None if duration_s is None else round(duration_s, 3),
+              "text": text, "words": list(words), "error": error}
+    return record if warning is None else {**record, "warning": warning}
 
 
 def _is_record(obj) -> bool:

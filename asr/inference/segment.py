@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from asr.data.manifest import MAX_DURATION_S
 from asr.decoding.alignment import Word
 
 
@@ -81,6 +82,9 @@ def plan_windows(duration_s: float, config: WindowConfig, *, offset_s: float = 0
         >>> [(w.offset_s, w.duration_s, w.keep_from_s, w.keep_to_s) for w in plan_windows(50, WindowConfig(30, 4))]
         [(0.0, 30.0, -inf, 28.0), (26.0, None, 28.0, inf)]
     """
+    if not (math.isfinite(duration_s) and math.isfinite(offset_s) and 0 < duration_s <= MAX_DURATION_S):
+        # the window count grows with the duration: a corrupt number must not become an endless plan
+        raise ValueError(f"duration {duration_s!r} s is not a positive number up to {MAX_DURATION_S:g} s")
     if duration_s <= config.window_s:
         return [Window(offset_s, None if to_end else duration_s, duration_s)]
     hop = config.window_s - config.overlap_s

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from asr.data.audio import AudioError, load_audio
 from asr.data.dataset import make_batches
-from asr.data.discover import AUDIO_EXTENSIONS, Inputs, list_inputs, probe_durations, shard
+from asr.data.discover import AUDIO_EXTENSIONS, Inputs, duration_warning, list_inputs, probe_durations, shard
 from asr.data.manifest import Utterance
 from asr.data.tokenizer import CharTokenizer
 from asr.decoding.alignment import Word, best_path, words_from_path
@@ -288,9 +288,14 @@ def _recognize_into(record_log: TranscriptLog, todo: Sequence[Utterance], *, mod
     usable, failed = probe_durations(todo, sample_rate_hz=sample_rate_hz, min_duration_s=min_duration_s)
     record_log.write([make_record(u.utt_id, u.audio_path, u.duration_s or None, None, error=reason)
                       for u, reason in failed])
+    claimed = {u.utt_id: u for u in todo}
+    warnings = {u.utt_id: w for u in usable if (w := duration_warning(claimed[u.utt_id], u))}
+    for utt_id, warning in warnings.items():
+        log.warning("%s: %s", utt_id, warning)
     bar = Progress(len(todo), sum(u.duration_s for u in usable), enabled=progress)
     bar.update(len(failed), 0.0)
     for records in transcribe_utterances(model, tokenizer, usable, **batching):
+        records = [{**r, "warning": warnings[r["id"]]} if r["id"] in warnings else r for r in records]
         record_log.write(records)
         bar.update(len(records), sum(r["duration"] for r in records if r["text"] is not None))
     bar.close()
@@ -351,10 +356,12 @@ def _refuse_foreign_targets(output: str | Path, formats: Sequence[str], overwrit
 def summarize(output: str | Path, inputs: Inputs, *, wall_s: float, this_run_files: int, this_run_audio_s: float,
               resumed: int) -> dict:
     """Counts over the whole record file, timing of this run, and scores when references exist."""
-    files, audio_s, failed = 0, 0.0, []
+    files, audio_s, failed, warnings = 0, 0.0, [], []
     hyps: dict[str, Hypothesis] = {}
     for r in iter_records(output):
         files += 1
+        if r.get("warning"):
+            warnings.append({"id": r["id"], "warning": r["warning"]})
         if r["text"] is None:
             failed.append({"id": r["id"], "path": r["path"], "reason": r["error"]})
         else:
@@ -369,7 +376,7 @@ def summarize(output: str | Path, inputs: Inputs, *, wall_s: float, this_run_fil
                      "wall_seconds": round(wall_s, 3),
                      "real_time_factor": round(wall_s / this_run_audio_s, 5) if this_run_audio_s else None,
                      "resumed_files": resumed},
-        "failed_files": failed,
+        "failed_files": failed, "warnings": warnings[:1000],
         "skipped": dict(skipped), "skipped_files": [vars(s) for s in inputs.skipped[:1000]],
         "peak_rss_mb": _peak_rss_mb(),
     }
