@@ -35,6 +35,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                      "out=<jsonl> root=<dir>"),
     "split-speakers": ("corpora", "split_speakers_main", "hold speakers out: manifest=<jsonl> train_out=<jsonl> "
                        "dev_out=<jsonl>"),
+    "download-librispeech": ("corpora", "download_librispeech_main", "OpenSLR's LibriSpeech archives: dir=<folder> "
+                             "subsets=[dev-clean]"),
+    "prepare-librispeech": ("corpora", "prepare_librispeech_main", "LibriSpeech manifests: src=<LibriSpeech dir> "
+                            "out=<folder>"),
+    "prepare-commonvoice": ("corpora", "prepare_commonvoice_main", "Common Voice manifests: src=<language dir> "
+                            "out=<folder>"),
 }
 
 
@@ -44,8 +50,7 @@ def overview() -> str:
     lines = [f"  {name:<{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
     return "\n".join(["usage: asr <command> [key=value ...]    (asr <command> --help: its settings)", "",
                       "commands:", *lines, "",
-                      "train, evaluate, transcribe, stats, validate, inspect and plot also take -m (multirun)",
-                      "and hydra.* settings (hydra.run.dir=...)."])
+                      "train, evaluate, transcribe, stats, validate, inspect, plot also take -m and hydra.* settings."])
 
 
 def main() -> None:

@@ -8,8 +8,11 @@ from asr.cli.analysis import eval_table_main, inspect_main, plot_main, sweep_tab
 from asr.cli.average import average_main
 from asr.cli.corpora import (
     download_an4_main,
+    download_librispeech_main,
     import_kaldi_main,
     prepare_an4_main,
+    prepare_commonvoice_main,
+    prepare_librispeech_main,
     split_speakers_main,
     synthesize_main,
 )
@@ -20,7 +23,7 @@ from asr.cli.train import stats_main, train_main
 from asr.cli.transcribe import transcribe_main
 from asr.cli.validate import validate_main
 
-__all__ = ["average_main", "build_lm_main", "download_an4_main", "eval_table_main", "evaluate_main",
-           "import_kaldi_main",
+__all__ = ["average_main", "build_lm_main", "download_an4_main", "download_librispeech_main", "eval_table_main",
+           "evaluate_main", "import_kaldi_main", "prepare_commonvoice_main", "prepare_librispeech_main",
            "inspect_main", "plot_main", "prepare_an4_main", "split_speakers_main", "stats_main", "sweep_table_main",
            "synthesize_main", "train_main", "transcribe_main", "validate_main", "_decoder"]

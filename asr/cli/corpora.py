@@ -1,5 +1,5 @@
 """Corpus preparation: ``asr download-an4``, ``asr prepare-an4``, ``asr synthesize``, ``asr import-kaldi``,
-``asr split-speakers``."""
+``asr split-speakers``, ``asr download-librispeech``, ``asr prepare-librispeech``, ``asr prepare-commonvoice``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import sys
 from asr.cli.common import Flags, tool
 from asr.config.commands import (
     DownloadAn4Config,
+    DownloadLibrispeechConfig,
     ImportKaldiConfig,
     PrepareAn4Config,
+    PrepareCommonvoiceConfig,
+    PrepareLibrispeechConfig,
     SplitSpeakersConfig,
     SynthesizeConfig,
 )
@@ -67,6 +70,37 @@ def _split_speakers(c: SplitSpeakersConfig) -> int:
     return 0
 
 
+def _download_librispeech(c: DownloadLibrispeechConfig) -> int:
+    from asr.corpora.librispeech import OPENSLR_URL, download_librispeech, read_checksums
+
+    sums = read_checksums(c.checksums) if c.checksums else None
+    download_librispeech(c.dir, c.subsets, base_url=c.base_url or OPENSLR_URL, sha256=sums)
+    return 0
+
+
+def _prepare_librispeech(c: PrepareLibrispeechConfig) -> int:
+    from asr.corpora.librispeech import prepare_librispeech
+
+    _print_report(prepare_librispeech(c.src, c.out, c.subsets))
+    return 0
+
+
+def _prepare_commonvoice(c: PrepareCommonvoiceConfig) -> int:
+    from asr.corpora.commonvoice import prepare_commonvoice
+
+    _print_report(prepare_commonvoice(c.src, c.out, c.splits, normalize=c.normalize))
+    return 0
+
+
+def _print_report(report: dict[str, dict]) -> None:
+    """One line per manifest written; every utterance left out, named, on stderr."""
+    for name, r in report.items():
+        print(f"{name}: {r['utterances']} utterances, {r['speakers']} speakers, {r['hours']:.2f} h -> "
+              f"{r['manifest']}" + (f" ({len(r['skipped'])} left out)" if r["skipped"] else ""))
+        for reason in r["skipped"]:
+            print(f"  left out: {reason}", file=sys.stderr)
+
+
 def import_kaldi_main(argv: list[str] | None = None) -> int:
     """``asr import-kaldi data_dir=<kaldi dir> out=<manifest> [root=<dir>] [allow_pipes=true]``."""
     from asr.corpora.kaldi import KaldiError
@@ -79,6 +113,27 @@ def split_speakers_main(argv: list[str] | None = None) -> int:
     from asr.data.split import SplitError
 
     return tool("split-speakers", _split_speakers, argv, errors=(SplitError,))
+
+
+def download_librispeech_main(argv: list[str] | None = None) -> int:
+    """``asr download-librispeech dir=<folder> subsets=[dev-clean,...] [base_url=... checksums=<file>]``."""
+    from asr.corpora.librispeech import LibriSpeechError
+
+    return tool("download-librispeech", _download_librispeech, argv, errors=(LibriSpeechError,))
+
+
+def prepare_librispeech_main(argv: list[str] | None = None) -> int:
+    """``asr prepare-librispeech src=<LibriSpeech dir> out=<folder> [subsets=[...]]``: <out>/<subset>.jsonl."""
+    from asr.corpora.librispeech import LibriSpeechError
+
+    return tool("prepare-librispeech", _prepare_librispeech, argv, errors=(LibriSpeechError,))
+
+
+def prepare_commonvoice_main(argv: list[str] | None = None) -> int:
+    """``asr prepare-commonvoice src=<language folder> out=<folder> [splits=[train,dev,test]]``."""
+    from asr.corpora.commonvoice import CommonVoiceError
+
+    return tool("prepare-commonvoice", _prepare_commonvoice, argv, errors=(CommonVoiceError,))
 
 
 def download_an4_main(argv: list[str] | None = None) -> int:

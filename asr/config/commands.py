@@ -246,6 +246,35 @@ class SplitSpeakersConfig:
         _check(0 < self.dev_fraction < 1, f"dev_fraction must be in (0, 1), got {self.dev_fraction}")
 
 
+@dataclass(frozen=True)
+class DownloadLibrispeechConfig:
+    """``asr download-librispeech``: OpenSLR's LibriSpeech archives, checksum-verified, into <dir>/LibriSpeech."""
+
+    dir: str  # folder that receives LibriSpeech/<subset>/
+    subsets: str | list[str]  # e.g. [dev-clean,test-clean]; train-clean-100/360, train-other-500, dev/test-clean/other
+    base_url: str | None = None  # None: OpenSLR (asr.corpora.librispeech.OPENSLR_URL); a mirror serving <subset>.tar.gz
+    checksums: str | None = None  # sha256sum-style file of other archives' sums; None: the official archives' table
+
+
+@dataclass(frozen=True)
+class PrepareLibrispeechConfig:
+    """``asr prepare-librispeech``: one JSONL manifest per subset of a LibriSpeech tree (audio left in place)."""
+
+    src: str  # the LibriSpeech/ folder or the folder holding it
+    out: str  # output folder: <out>/<subset>.jsonl
+    subsets: str | list[str] | None = None  # None: every standard subset present
+
+
+@dataclass(frozen=True)
+class PrepareCommonvoiceConfig:
+    """``asr prepare-commonvoice``: one JSONL manifest per .tsv of a Common Voice language folder."""
+
+    src: str  # the language folder: train.tsv, dev.tsv, test.tsv, clips/
+    out: str  # output folder: <out>/<split>.jsonl
+    splits: str | list[str] = field(default_factory=lambda: ["train", "dev", "test"])  # tsv stems
+    normalize: bool = True  # lowercase, a-z ' and spaces only; false keeps the sentence (non-Latin scripts)
+
+
 # conf/<name>.yaml (hydra block and defaults list) composes on top of these
 COMMAND_CONFIGS: dict[str, type] = {
     "evaluate": EvaluateConfig, "transcribe": TranscribeConfig, "validate": ValidateConfig, "stats": StatsConfig,
@@ -256,4 +285,6 @@ TOOL_CONFIGS: dict[str, type] = {
     "sweep-table": SweepTableConfig, "eval-table": EvalTableConfig, "average": AverageConfig,
     "build-lm": BuildLmConfig, "download-an4": DownloadAn4Config, "prepare-an4": PrepareAn4Config,
     "synthesize": SynthesizeConfig, "import-kaldi": ImportKaldiConfig, "split-speakers": SplitSpeakersConfig,
+    "download-librispeech": DownloadLibrispeechConfig, "prepare-librispeech": PrepareLibrispeechConfig,
+    "prepare-commonvoice": PrepareCommonvoiceConfig,
 }

@@ -18,7 +18,8 @@ from asr.config.schema import ConfigError
 
 BIN = Path(sys.executable).parent
 ALL = {"train", "evaluate", "stats", "transcribe", "validate", "inspect", "plot", "sweep-table", "eval-table",
-       "average", "build-lm", "download-an4", "prepare-an4", "synthesize", "import-kaldi", "split-speakers"}
+       "average", "build-lm", "download-an4", "prepare-an4", "synthesize", "import-kaldi", "split-speakers",
+       "download-librispeech", "prepare-librispeech", "prepare-commonvoice"}
 
 
 def asr(*args: str, cwd: Path, exe: str = "asr") -> subprocess.CompletedProcess:
