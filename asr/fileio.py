@@ -8,11 +8,12 @@ and the temporary file is renamed over the target, which POSIX makes atomic.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -94,3 +95,72 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     torch.save(obj, buf)
     with atomic_open(path, "wb") as f:
         f.write(buf.getbuffer())
+
+
+class DirectoryInUse(RuntimeError):
+    """Another process holds the lock on a directory (see :func:`hold_lock`)."""
+
+
+LOCK_NAME = ".lock"
+_held: dict[str, list[int]] = {}  # resolved directory -> [fd, holds] for the locks this process holds
+
+
+def hold_lock(directory: str | os.PathLike) -> None:
+    """Take an exclusive lock on ``directory`` (``<directory>/.lock``), or raise :class:`DirectoryInUse`.
+
+    The lock is ``flock``'s, so it dies with the process, ``kill -9`` included: no stale lock
+    is ever left to clear by hand. A process may take the same lock again (nested holds are
+    counted); :func:`release_lock` undoes one hold.
+    """
+    directory = Path(directory)
+    key = str(directory.resolve())
+    if key in _held:
+        _held[key][1] += 1
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DirectoryInUse(f"{directory} is in use by another running job (it holds {directory / LOCK_NAME}); "
+                             "wait for it to finish, or choose another directory") from None
+    _held[key] = [fd, 1]
+
+
+def release_lock(directory: str | os.PathLike) -> None:
+    """Undo one :func:`hold_lock` of ``directory``; the last one releases the lock."""
+    key = str(Path(directory).resolve())
+    entry = _held.get(key)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] == 0:
+        os.close(entry[0])
+        del _held[key]
+
+
+@contextlib.contextmanager
+def locked(directory: str | os.PathLike) -> Iterator[None]:
+    """:func:`hold_lock` for the duration of a ``with`` block."""
+    hold_lock(directory)
+    try:
+        yield
+    finally:
+        release_lock(directory)
+
+
+class WouldReplace(RuntimeError):
+    """An output path holds a file this command did not write for the same job (see :func:`refuse_to_replace`)."""
+
+
+def refuse_to_replace(paths: Iterable[str | os.PathLike], *, overwrite: bool, same_job: bool = False) -> None:
+    """Raise :class:`WouldReplace` naming those of ``paths`` that exist, unless ``overwrite`` or ``same_job``.
+
+    ``same_job``: the caller recognised the existing outputs as its own for the same inputs
+    (a rerun of the same evaluation), which it may replace without being told.
+    """
+    existing = [str(p) for p in paths if os.path.lexists(p)]
+    if existing and not (overwrite or same_job):
+        raise WouldReplace(f"refusing to replace {', '.join(existing)}: not written by this command for the same "
+                           "job; choose another output or set overwrite=true")

@@ -17,6 +17,7 @@ from asr.fileio import atomic_write_text
 @conf_app("train")
 def _train_app(cfg: DictConfig) -> float:
     from asr.training import distributed
+    from asr.training.checkpoints import claim_run_dir
     from asr.training.train import train
 
     d = resolved(cfg)
@@ -26,7 +27,8 @@ def _train_app(cfg: DictConfig) -> float:
                           f"allowed: {', '.join(Settings.__dataclass_fields__)}")
     s = Settings.from_dict(d)
     world, _, run_dir = shared_run_dir(s.trainer.device)
-    if world.is_main:
+    if world.is_main:  # claimed before config.resolved.yaml replaces an earlier run's
+        claim_run_dir(run_dir, resume=s.trainer.resume, overwrite=s.trainer.overwrite)
         atomic_write_text(run_dir / "config.resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(d)))
     summary = train(s, run_dir, resolved_config=d)
     distributed.shutdown()

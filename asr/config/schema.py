@@ -142,6 +142,7 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0: the cores that are free right now
     resume: bool = False  # continue from checkpoints/last.pt in the run directory
+    overwrite: bool = False  # replace a finished run in the run directory (otherwise refused, naming what is there)
     log_every_steps: int = 10
     checkpoint_every_steps: int = 0  # also save checkpoints/last.pt mid-epoch every N steps (0: epoch ends only)
     eval_every_epochs: int = 1

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from asr.config.schema import ConfigError, Settings
-from asr.fileio import atomic_torch_save
+from asr.fileio import atomic_torch_save, hold_lock
 from asr.models.checkpoint import safe_load
 from asr.training import distributed
 from asr.training.state import TrainState
@@ -27,6 +27,32 @@ log = logging.getLogger(__name__)
 def shaping_settings(s: Settings) -> dict:
     """The settings a checkpoint's weights depend on; resuming with others is refused."""
     return {"features": s.features.to_dict(), "model": dict(vars(s.model))}
+
+
+RUN_OUTPUTS = ("model.pt", "checkpoints", "train_log.jsonl", "train_summary.json")  # what a run leaves
+
+
+def claim_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Lock ``run_dir`` for this process (:func:`asr.fileio.hold_lock`; the caller releases it), and refuse
+    to replace a run's outputs.
+
+    A directory that already holds a run's outputs is refused, naming them, unless the run is
+    continued (``resume``) or its replacement was asked for (``overwrite``). Rank 0 alone calls this.
+
+    Raises:
+        asr.fileio.DirectoryInUse: another job holds the directory.
+        ConfigError: outputs of an earlier run are there.
+    """
+    hold_lock(run_dir)
+    found = [name for name in RUN_OUTPUTS if _nonempty(run_dir / name)]
+    if found and not (resume or overwrite):
+        raise ConfigError(f"{run_dir} already holds a training run ({', '.join(found)}); continue it with "
+                          "trainer.resume=true, replace it with trainer.overwrite=true, or choose another "
+                          "hydra.run.dir")
+
+
+def _nonempty(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
 
 
 def check_resumable(path: Path, s: Settings) -> None:

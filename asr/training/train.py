@@ -34,7 +34,7 @@ import torch
 
 from asr.config.schema import ConfigError, Settings
 from asr.decoding.ctc import build_decoder
-from asr.fileio import atomic_open
+from asr.fileio import atomic_open, release_lock
 from asr.frontend.features import SpecAugment
 from asr.frontend.stats import compute_stats, load_stats
 from asr.inference.evaluate import evaluate
@@ -60,12 +60,15 @@ def train(s: Settings, run_dir: str | Path, resolved_config: dict | None = None)
     ``resolved_config`` is stored in the model file (the CLI passes the Hydra-resolved
     config); by default ``s.to_dict()``.
     """
-    run = set_up(s, Path(run_dir), resolved_config)
-    for epoch in range(run.state.epoch, s.trainer.max_epochs):
-        entry = train_epoch(run, epoch)
-        improved = dev_pass(run, entry)
-        save(run, entry, improved)
-    return finish(run)
+    try:
+        run = set_up(s, Path(run_dir), resolved_config)
+        for epoch in range(run.state.epoch, s.trainer.max_epochs):
+            entry = train_epoch(run, epoch)
+            improved = dev_pass(run, entry)
+            save(run, entry, improved)
+        return finish(run)
+    finally:
+        release_lock(run_dir)  # set_up's hold on the run directory (none on ranks > 0)
 
 
 @dataclass
@@ -98,8 +101,8 @@ class Run:
 def set_up(s: Settings, run_dir: Path, resolved_config: dict | None) -> Run:
     """Join the process group, seed, load the data, build model, optimizer and schedule; resume if asked."""
     world, device = distributed.init_from_env(resolve_device(s.trainer.device))
-    if world.is_main:  # only rank 0 writes files
-        run_dir.mkdir(parents=True, exist_ok=True)
+    if world.is_main:  # only rank 0 writes files, so only rank 0 holds the directory
+        checkpoints.claim_run_dir(run_dir, resume=s.trainer.resume, overwrite=s.trainer.overwrite)
     threads = setup_threads(distributed.threads_per_rank(s.trainer.threads, world))
     seed_everything(s.trainer.seed)
     log.info("run directory %s; device %s, %d CPU thread(s)%s", run_dir.resolve(), device, threads,

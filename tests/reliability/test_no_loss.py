@@ -1,0 +1,67 @@
+"""Nothing a user had is replaced without being asked: finished runs, locked run directories, inputs, reports."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import tiny_settings, write_tone_corpus
+
+from asr.config.schema import ConfigError
+from asr.fileio import DirectoryInUse
+from asr.training.train import train
+
+BIN = Path(sys.executable).parent
+HOLD_LOCK = ("import sys, time; from asr.fileio import hold_lock; hold_lock(sys.argv[1]); print('held', flush=True); "
+             "time.sleep(120)")
+
+
+def _finished_run(run: Path) -> dict[Path, bytes]:
+    """What a finished run leaves (stand-ins: the check must refuse before reading any of it)."""
+    files = {run / "model.pt": b"my best model", run / "train_log.jsonl": b'{"epoch": 1}\n',
+             run / "checkpoints" / "last.pt": b"my checkpoint", run / "config.resolved.yaml": b"mine: 1\n"}
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def test_training_into_a_finished_run_is_refused_naming_what_it_found(tmp_path):
+    manifest = write_tone_corpus(tmp_path / "corpus", ["ab", "ba"])
+    files = _finished_run(tmp_path / "run")
+    with pytest.raises(ConfigError) as err:
+        train(tiny_settings(manifest, max_epochs=1), tmp_path / "run")
+    for needle in ("model.pt", "train_log.jsonl", "checkpoints", "trainer.resume=true", "trainer.overwrite=true"):
+        assert needle in str(err.value)
+    assert {p: p.read_bytes() for p in files} == files
+    train(tiny_settings(manifest, max_epochs=1, overwrite=True), tmp_path / "run")  # asked: replaced
+    assert (tmp_path / "run" / "model.pt").read_bytes() != files[tmp_path / "run" / "model.pt"]
+
+
+def test_asr_train_into_a_finished_run_stops_with_one_line_and_touches_nothing(tmp_path):
+    manifest = write_tone_corpus(tmp_path / "corpus", ["ab", "ba"])
+    files = _finished_run(tmp_path / "run")
+    r = subprocess.run([str(BIN / "asr-train"), f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}",
+                        "hydra.run.dir=run"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "error:" in r.stderr and "model.pt" in r.stderr and "trainer.overwrite=true" in r.stderr
+    assert {p: p.read_bytes() for p in files} == files  # config.resolved.yaml too
+
+
+def test_a_second_training_in_a_run_directory_in_use_is_refused_at_once(tmp_path):
+    manifest = write_tone_corpus(tmp_path / "corpus", ["ab", "ba"])
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.perf_counter()
+        with pytest.raises(DirectoryInUse, match="in use"):
+            train(tiny_settings(manifest, max_epochs=1), run)
+        assert time.perf_counter() - t0 < 5
+        assert not (run / "model.pt").exists()
+    finally:
+        holder.kill()  # like kill -9: the kernel releases the lock with the process
+        holder.wait()
+    train(tiny_settings(manifest, max_epochs=1), run)
+    assert (run / "model.pt").is_file()
