@@ -218,6 +218,7 @@ def transcribe(model: Recognizer, tokenizer: CharTokenizer, input_path: str | Pa
     t0 = time.perf_counter()
     formats = check_formats(formats)
     inputs = list_inputs(input_path, extensions=extensions, include=include)
+    _refuse_writing_inputs(output, formats, input_path, inputs)
     if not inputs.utts and rank == 0:
         log.warning("no audio found in %s (%d paths skipped: %s)", input_path, len(inputs.skipped),
                     dict(Counter(s.reason for s in inputs.skipped)))
@@ -351,6 +352,18 @@ def _refuse_foreign_targets(output: str | Path, formats: Sequence[str], overwrit
     if existing:
         raise OutputError(f"refusing to overwrite {', '.join(existing)}: not written by a run into {output}; "
                           "choose another output or set overwrite=true")
+
+
+def _refuse_writing_inputs(output: str | Path, formats: Sequence[str], input_path: str | Path,
+                           inputs: Inputs) -> None:
+    """No output file may be one of the inputs (the manifest or an audio file), ``overwrite`` or not."""
+    sources = {Path(input_path).resolve(), *(Path(u.audio_path).resolve() for u in inputs.utts)}
+    targets = [Path(output), summary_path(output), *(p for f, p in derived_paths(output, formats).items()
+                                                     if f in ("txt", "csv"))]
+    clash = [str(p) for p in targets if p.resolve() in sources]
+    if clash:
+        raise OutputError(f"refusing to write {', '.join(clash)}: it is one of the inputs (overwrite=true never "
+                          "replaces an input); choose another output")
 
 
 def summarize(output: str | Path, inputs: Inputs, *, wall_s: float, this_run_files: int, this_run_audio_s: float,

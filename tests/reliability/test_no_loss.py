@@ -65,3 +65,25 @@ def test_a_second_training_in_a_run_directory_in_use_is_refused_at_once(tmp_path
         holder.wait()
     train(tiny_settings(manifest, max_epochs=1), run)
     assert (run / "model.pt").is_file()
+
+
+@pytest.mark.parametrize("target", ["audio", "manifest", "summary"])
+def test_transcribe_never_writes_onto_one_of_its_inputs_even_with_overwrite(tmp_path, target):
+    from test_bounded_inputs import LoudIsA, _manifest, _tone_file
+
+    from asr.data.tokenizer import CharTokenizer
+    from asr.inference.outputs import OutputError
+    from asr.inference.transcribe import transcribe
+
+    # "summary": the input is where <output>.summary.json would go
+    audio = _tone_file(tmp_path / "in.flac", 2.0)
+    if target == "summary":
+        audio = audio.rename(tmp_path / "o.jsonl.summary.json")
+    manifest = _manifest(tmp_path, audio, 2.0)
+    source, output = {"audio": (audio, audio), "manifest": (manifest, manifest),
+                      "summary": (manifest, tmp_path / "o.jsonl")}[target]
+    before = {p: p.read_bytes() for p in (audio, manifest)}
+    with pytest.raises(OutputError, match="input"):
+        transcribe(LoudIsA(), CharTokenizer(LoudIsA.vocab), source, output, overwrite=True, num_workers=0,
+                   formats=["jsonl", "txt"])
+    assert {p: p.read_bytes() for p in before} == before
