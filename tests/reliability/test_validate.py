@@ -89,7 +89,7 @@ def test_training_refuses_fatal_problems_by_name_and_loses_no_earlier_work(tmp_p
     run = tmp_path / "run"
     train(tiny_settings(good, max_epochs=1), run)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    s = tiny_settings(good, max_epochs=1)
+    s = tiny_settings(good, max_epochs=1, overwrite=True)  # even when told to replace the run, bad data stops it first
     s = replace(s, data=replace(s.data, train_manifest=str(manifest)))
     with pytest.raises(ManifestError) as err:
         train(s, run)
