@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from asr.cli.common import Flags, conf_app, store_app, tool, validated
 from asr.config.commands import EvalTableConfig, InspectConfig, PlotConfig, SweepTableConfig
 from asr.config.schema import ConfigError
+from asr.fileio import refuse_to_replace
 
 TABLE_FLAGS = Flags(positional=("dir",), options={"--output": "output"})  # asr-sweep-table DIR [--output DIR]
 
@@ -19,7 +20,7 @@ TABLE_FLAGS = Flags(positional=("dir",), options={"--output": "output"})  # asr-
 def inspect_main(cfg: DictConfig) -> None:
     import torch
 
-    from asr.analysis.inspection import inspect_utterance, write_inspection
+    from asr.analysis.inspection import figure_names, inspect_utterance, write_inspection
     from asr.data.audio import load_audio
     from asr.models.checkpoint import load_model
     from asr.runtime import setup_threads
@@ -29,6 +30,9 @@ def inspect_main(cfg: DictConfig) -> None:
     model, tokenizer, _ = load_model(c.model)
     wave = torch.from_numpy(load_audio(c.audio, model.features.config.sample_rate_hz))
     insp = inspect_utterance(model, tokenizer, wave, layer=c.layer, direction=c.direction)
+    out = Path(c.output)
+    refuse_to_replace([out / "inspect.json", *(out / n for n in figure_names(insp.layer, insp.direction).values())],
+                      overwrite=c.overwrite)
     summary = write_inspection(insp, c.output, top_k=c.top_k, name=Path(c.audio).name, dpi=c.dpi)
     print(f'recognised "{summary["text"]}"; layer {summary["layer"]} {summary["direction"]}: units '
           f'{", ".join(str(u["unit"]) for u in summary["units"])} (recomputed gates match the model to '

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from asr.cli.common import resolved, run_dir, store_app
 from asr.config.commands import EvaluateConfig
 from asr.config.schema import ConfigError, DecoderConfig, check_decoder, from_dict
-from asr.fileio import atomic_write_text
+from asr.fileio import atomic_write_text, hold_lock, refuse_to_replace
 
 
 @store_app("evaluate")
@@ -33,6 +33,9 @@ def evaluate_main(cfg: DictConfig) -> float:
     decoder = build(c.decoder, tokenizer.vocab)
     utts = read_manifest(c.data.manifest)
     out = run_dir()
+    hold_lock(out)  # two evaluations into one directory would mix their reports
+    refuse_to_replace([out / name for name in ("summary.json", "report.txt", "hyps.jsonl")], overwrite=c.overwrite,
+                      same_job=_evaluation_of(out / "summary.json", c.model, c.data.manifest))
     with torch.inference_mode():
         summary = evaluate(model, tokenizer, utts, out_dir=out, device=device,
                            max_batch_duration_s=c.data.max_batch_duration_s, num_workers=c.data.num_workers,
@@ -60,3 +63,12 @@ def build(cfg: DecoderConfig, vocab):
         return build_decoder(cfg.name, vocab, **cfg.options())
     except (ValueError, RuntimeError) as err:  # RuntimeError: a decoder this machine cannot run
         raise ConfigError(f"decoder={cfg.name}: {err}") from None
+
+
+def _evaluation_of(summary: Path, model: str, manifest: str) -> bool:
+    """Whether ``summary`` is asr evaluate's summary of ``model`` on ``manifest`` (a rerun may replace it)."""
+    try:
+        d = json.loads(summary.read_text(encoding="utf-8"))
+        return (d["model"], d["manifest"]) == (str(Path(model).resolve()), str(Path(manifest).resolve()))
+    except (OSError, ValueError, TypeError, KeyError):
+        return False

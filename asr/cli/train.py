@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from asr.cli.common import conf_app, fail, resolved, shared_run_dir, torchrun_aware, validated
 from asr.config.commands import StatsConfig
 from asr.config.schema import RETIRED, ConfigError, Settings
-from asr.fileio import atomic_write_text
+from asr.fileio import atomic_write_text, refuse_to_replace
 
 
 @conf_app("train")
@@ -61,6 +61,7 @@ def stats_main(cfg: DictConfig) -> None:
     if not c.data.train_manifest:
         raise ConfigError("data.train_manifest is not set")
     out = Path(c.output_dir)
+    refuse_to_replace([out / "vocab.json", out / "stats.pt"], overwrite=c.overwrite)
     utts = read_manifests(c.data.train_manifest)  # every shard: vocabulary and statistics cover the whole corpus
     tokenizer = build_vocab(utts)
     save_vocab(out / "vocab.json", tokenizer)

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from asr.cli.common import conf_app, run_dir, validated
 from asr.config.commands import ValidateConfig
-from asr.fileio import atomic_write_text
+from asr.fileio import atomic_write_text, refuse_to_replace
 
 
 @conf_app("validate")
@@ -24,6 +24,7 @@ def validate_main(cfg: DictConfig) -> None:
                                  duration_tolerance_s=c.duration_tolerance_s, require_text=c.require_text)
                for m in c.manifests]
     out = Path(c.report) if c.report else run_dir() / "validation.json"
+    refuse_to_replace([out], overwrite=c.overwrite, same_job=_report_of(out, c.manifests))
     ok = all(r["ok"] for r in reports)
     atomic_write_text(out, json.dumps({"ok": ok, "manifests": reports}, indent=2, ensure_ascii=False) + "\n")
     for r in reports:
@@ -35,3 +36,12 @@ def validate_main(cfg: DictConfig) -> None:
     print(f"report: {out}")
     if not ok:
         sys.exit(1)
+
+
+def _report_of(path: Path, manifests: list[str]) -> bool:
+    """Whether ``path`` is asr validate's report on ``manifests`` (a rerun may replace it)."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        return [Path(r["manifest"]).resolve() for r in report["manifests"]] == [Path(m).resolve() for m in manifests]
+    except (OSError, ValueError, TypeError, KeyError):
+        return False

@@ -42,6 +42,7 @@ class EvaluateConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0: the cores that are free right now
+    overwrite: bool = False  # replace report.txt, summary.json, hyps.jsonl from another model or manifest
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class ValidateConfig:
     audio: str = "decode"  # exists (stat only) | header (format, duration) | decode (every sample)
     duration_tolerance_s: float = 0.1  # manifests often round durations to 0.1 s
     report: str | None = None  # None: <hydra.run.dir>/validation.json
+    overwrite: bool = False  # replace a report file that is not asr validate's report on these manifests
 
     def __post_init__(self):
         from asr.data.validate import AUDIO_CHECKS
@@ -120,6 +122,7 @@ class StatsConfig:
     output_dir: str  # writes vocab.json and stats.pt here
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    overwrite: bool = False  # replace vocab.json and stats.pt already in output_dir
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class InspectConfig:
     top_k: int = 12  # units shown: those whose hidden output varies most over the utterance
     dpi: int = 100  # figure resolution; 100 keeps each PNG around 100-200 KB
     threads: int = 0  # torch CPU threads; 0: the cores that are free right now
+    overwrite: bool = False  # replace the figures and inspect.json already in output
 
     def __post_init__(self):
         _check(self.direction in ("forward", "backward"),

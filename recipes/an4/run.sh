@@ -46,9 +46,9 @@ if run_stage 1 prepare; then
   mark_done 1 prepare
 fi
 
-if run_stage 2 stats; then
+if run_stage 2 stats; then  # overwrite=true: a rerun redoes this stage's own vocab.json and stats.pt
   mapfile -t feats < <(feature_overrides)
-  asr stats data=an4 "data.train_manifest=$data/train.jsonl" "output_dir=$lang" "${an4_features[@]}" "${feats[@]}"
+  asr stats data=an4 "data.train_manifest=$data/train.jsonl" "output_dir=$lang" overwrite=true "${an4_features[@]}" "${feats[@]}"
   mark_done 2 stats
 fi
 

@@ -33,9 +33,9 @@ if run_stage 0 synthesize; then
   mark_done 0 synthesize
 fi
 
-if run_stage 1 stats; then
+if run_stage 1 stats; then  # overwrite=true: a rerun redoes this stage's own vocab.json and stats.pt
   mapfile -t feats < <(feature_overrides)
-  asr stats data=synthetic "data.train_manifest=$data/train.jsonl" "output_dir=$lang" "${feats[@]}"
+  asr stats data=synthetic "data.train_manifest=$data/train.jsonl" "output_dir=$lang" overwrite=true "${feats[@]}"
   mark_done 1 stats
 fi
 

@@ -87,3 +87,45 @@ def test_transcribe_never_writes_onto_one_of_its_inputs_even_with_overwrite(tmp_
         transcribe(LoudIsA(), CharTokenizer(LoudIsA.vocab), source, output, overwrite=True, num_workers=0,
                    formats=["jsonl", "txt"])
     assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.fixture(scope="module")
+def one_epoch_model(tmp_path_factory) -> tuple[Path, Path]:
+    """``(model file, manifest)``: an untrained-enough model, enough for commands that only need to run."""
+    root = tmp_path_factory.mktemp("model")
+    manifest = write_tone_corpus(root / "corpus", ["ab", "ba"])
+    train(tiny_settings(manifest, max_epochs=1), root / "run")
+    return root / "run" / "model.pt", manifest
+
+
+def _asr(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "asr"), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _commands(model: Path, manifest: Path, audio: Path) -> dict[str, tuple[list[str], str]]:
+    """``{command: (arguments, a file of the user's at the path it writes)}``."""
+    return {
+        "validate": ([f"data.manifest={manifest}", "report=mine/report.json", "hydra.run.dir=v"], "mine/report.json"),
+        "stats": ([f"data.train_manifest={manifest}", "output_dir=mine", "hydra.run.dir=s"], "mine/vocab.json"),
+        "evaluate": ([f"model={model}", f"data.manifest={manifest}", "hydra.run.dir=mine"], "mine/report.txt"),
+        "inspect": ([f"model={model}", f"audio={audio}", "output=mine", "hydra.run.dir=i"], "mine/waveform.png"),
+    }
+
+
+@pytest.mark.parametrize("command", ["validate", "stats", "evaluate", "inspect"])
+def test_commands_refuse_to_replace_a_users_file_unless_told(one_epoch_model, tmp_path, command):
+    model, manifest = one_epoch_model
+    audio = next((manifest.parent / "audio").iterdir())
+    args, target = _commands(model, manifest, audio)[command]
+    mine = tmp_path / target
+    mine.parent.mkdir()
+    mine.write_bytes(b"the user's own file")
+    r = _asr(command, *args, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "refusing to replace" in r.stderr and target in r.stderr and "overwrite=true" in r.stderr
+    assert mine.read_bytes() == b"the user's own file"
+    r = _asr(command, *args, "overwrite=true", cwd=tmp_path)
+    assert r.returncode in (0, 1) and mine.read_bytes() != b"the user's own file", r.stderr[-2000:]
+    if command in ("validate", "evaluate"):  # its own output of the same job: a rerun replaces it unasked
+        r = _asr(command, *args, cwd=tmp_path)
+        assert r.returncode in (0, 1), r.stderr[-2000:]
