@@ -8,6 +8,7 @@ and the temporary file is renamed over the target, which POSIX makes atomic.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import io
 import os
@@ -67,7 +68,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         raise ValueError(f"atomic_open writes whole files; mode {mode!r} is not supported")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # a short temporary name: a target name near the 255-byte limit must not fail on its temporary's
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
@@ -76,10 +78,39 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise with_path(err, path) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def with_path(err: OSError, path: str | os.PathLike) -> OSError:
+    """``err`` naming ``path`` (a failed write or fsync names no file of its own)."""
+    if err.filename is not None or err.errno is None:
+        return err
+    return type(err)(err.errno, err.strerror, str(path))
+
+
+_OS_ADVICE = {
+    errno.EROFS: "the file system is read-only; choose an output on a writable disk",
+    errno.EACCES: "permission denied; choose an output you may write, or change its permissions",
+    errno.EPERM: "operation not permitted; choose an output you may write",
+    errno.ENOSPC: "no space left on the device; free some space and rerun (finished work is kept: asr train "
+                  "resumes with trainer.resume=true, asr transcribe resumes by itself)",
+    errno.EDQUOT: "disk quota exceeded; free some space and rerun (finished work is kept)",
+    errno.ENAMETOOLONG: "file name too long; choose a shorter output name",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) or use fewer decoding workers",
+}
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for the user: the path, what went wrong, and what to do."""
+    advice = _OS_ADVICE.get(err.errno, err.strerror or str(err))
+    return f"{err.filename}: {advice}" if err.filename is not None else f"{err}: {advice}"
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -36,6 +36,7 @@ from asr.config.commands import TOOL_CONFIGS
 from asr.config.schema import MISSING, ConfigError, defaults_dict, from_dict
 from asr.data.audio import AudioError
 from asr.data.manifest import ManifestError
+from asr.fileio import describe_os_error
 from asr.models.checkpoint import ModelFileError
 
 log = logging.getLogger("asr")
@@ -58,6 +59,9 @@ def user_errors(fn):
         except USER_ERRORS as err:
             log.error("%s", err)
             fail(err)
+        except OSError as err:  # read-only folder, full disk, name too long...: the path and what to do
+            log.error("%s", describe_os_error(err))
+            fail(describe_os_error(err))
     return wrapper
 
 
@@ -243,6 +247,8 @@ def tool(command: str, run: Callable, argv: list[str] | None, flags: Flags = Fla
         return run(settings) or 0
     except (HydraException, OmegaConfBaseException) as err:  # an override Hydra cannot apply
         print("error: " + "; ".join(line for line in str(err).splitlines() if line.strip()), file=sys.stderr)
-    except (*USER_ERRORS, *errors, ValueError, OSError) as err:
+    except (*USER_ERRORS, *errors, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+    except OSError as err:
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
     return 2

@@ -52,6 +52,11 @@ class TranscribeBatch:
     max_duration_s: float = 120.0
     num_workers: int | None = None  # audio-decoding processes; None: one if a core is free beside torch's threads
 
+    def __post_init__(self):
+        _check(self.max_duration_s > 0, f"batch.max_duration_s must be > 0, got {self.max_duration_s}")
+        _check(self.num_workers is None or self.num_workers >= 0,
+               f"batch.num_workers must be >= 0 (or null: automatic), got {self.num_workers}")
+
 
 @dataclass(frozen=True)
 class TranscribeConfig:

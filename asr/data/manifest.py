@@ -118,6 +118,8 @@ def parse_line(line: str, base: Path, where: str, *, require_text: bool = True,
         rec = json.loads(line)
     except json.JSONDecodeError as err:
         raise ManifestError(f"{where}: not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise ManifestError(f"{where}: JSON nested too deeply to be a manifest line") from None
     if not isinstance(rec, dict):
         raise ManifestError(f"{where}: expected a JSON object, got {type(rec).__name__}")
     audio = rec.get("audio_filepath")
@@ -147,6 +149,8 @@ def parse_line(line: str, base: Path, where: str, *, require_text: bool = True,
     utt_id = rec.get("id", audio)
     if not isinstance(utt_id, str) or not utt_id:
         raise ManifestError(f"{where}: 'id' must be a non-empty string")
+    if "\x00" in utt_id:  # ids name output files (subtitles), and no file name holds a NUL
+        raise ManifestError(f"{where}: id {utt_id!r} contains a NUL character")
     speaker = rec.get("speaker", "")
     if not isinstance(speaker, (str, int)) or isinstance(speaker, bool):
         raise ManifestError(f"{where}: 'speaker' must be a string, got {type(speaker).__name__}")

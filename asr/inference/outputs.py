@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from asr.fileio import atomic_open, atomic_write_text
+from asr.fileio import atomic_open, atomic_write_text, with_path
 
 FORMATS = ("jsonl", "txt", "csv", "srt", "vtt")
 RECORD_KEYS = ("id", "path", "duration", "text", "words", "error")
@@ -114,8 +114,12 @@ class TranscriptLog:
         except BaseException:
             os.close(self._fd)
             raise
-        os.ftruncate(self._fd, keep)  # drops a partial last line, or everything when starting afresh
-        os.fsync(self._fd)
+        try:
+            os.ftruncate(self._fd, keep)  # drops a partial last line, or everything when starting afresh
+            os.fsync(self._fd)
+        except OSError as err:
+            os.close(self._fd)
+            raise with_path(err, self.path) from None
 
     def _existing_bytes(self, resume: bool, overwrite: bool) -> int:
         """Bytes of complete records to keep (filling :attr:`done`); refuse a file that is not ours."""
@@ -136,9 +140,12 @@ class TranscriptLog:
         if not records:
             return
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-        while data:  # a regular file takes it in one write unless the disk is full or a signal interrupts
-            data = data[os.write(self._fd, data):]
-        os.fsync(self._fd)
+        try:
+            while data:  # a regular file takes it in one write unless the disk is full or a signal interrupts
+                data = data[os.write(self._fd, data):]
+            os.fsync(self._fd)
+        except OSError as err:  # the lines before this batch are complete on disk: a rerun resumes after them
+            raise with_path(err, self.path) from None
         self.done.update(r["id"] for r in records)
 
     def close(self) -> None:
