@@ -128,6 +128,7 @@ def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recogniz
     state = bundle.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelFileError(f"{where}: 'state_dict' must map names to tensors")
+    _check_weights(state, where)
     model = build_recognizer(feat_cfg, len(tokenizer), **vars(model_cfg))
     try:
         model.load_state_dict(state, strict=True)
@@ -135,6 +136,22 @@ def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recogniz
         raise ModelFileError(f"{where}: weights do not match the model it describes: "
                              f"{str(err).splitlines()[0]}") from None
     return model.eval(), tokenizer
+
+
+def _check_weights(state: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse weights a model cannot recognise with: non-finite values, or feature scales that are not positive.
+
+    Either would give empty transcripts with exit status 0 instead of an error.
+    """
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ModelFileError(f"{where}: tensor {name} holds {int((~torch.isfinite(t)).sum())} NaN or infinite "
+                                 f"value(s) of {t.numel()}; the model is broken (a diverged run?): use an earlier "
+                                 "checkpoint or retrain")
+        if name.endswith("features.std") and not bool((t > 0).all()):
+            raise ModelFileError(f"{where}: feature statistics {name} has {int((t <= 0).sum())} dimension(s) with a "
+                                 f"standard deviation <= 0 (of {t.numel()}); recompute the statistics (asr stats) "
+                                 "and retrain")
 
 
 # ---- checkpoint averaging -----------------------------------------------------------------------
