@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
 import math
@@ -57,6 +58,52 @@ from asr.runtime import available_cores, peak_rss_mb
 from asr.training import distributed
 
 log = logging.getLogger(__name__)
+
+
+def job_path(output: str | Path) -> Path:
+    """Where the provenance of the record file ``output`` goes: ``<output>.job.json`` (see :func:`provenance`)."""
+    return Path(f"{output}.job.json")
+
+
+def provenance(model: torch.nn.Module, input_path: str | Path, inputs: Inputs) -> dict:
+    """What a record file was made from: the input set and the model, each with a SHA-256 fingerprint.
+
+    The input fingerprint covers every input's id and resolved path in order; the model's
+    covers every tensor of its state dict (names, dtypes, shapes and values).
+    """
+    files = hashlib.sha256()
+    for u in inputs.utts:
+        files.update(f"{u.utt_id}\t{Path(u.audio_path).resolve()}\n".encode())
+    weights = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        weights.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        weights.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return {"inputs": {"source": str(Path(input_path).resolve()), "files": len(inputs.utts),
+                       "fingerprint": files.hexdigest()},
+            "model": {"fingerprint": weights.hexdigest()}}
+
+
+def _check_provenance(output: str | Path, record_log: TranscriptLog, inputs: Inputs, job: dict) -> None:
+    """Refuse to extend a record that holds other inputs' files or another model's transcripts; then record ``job``.
+
+    A record may gain inputs (new files in a folder resume into it), but never mix models or input sets.
+    """
+    if record_log.done:
+        foreign = sorted(record_log.done - {u.utt_id for u in inputs.utts})
+        if foreign:
+            raise OutputError(f"refusing to add to {output}: {len(foreign)} of its records are not inputs of this "
+                              f"run (e.g. {foreign[0]!r}), so it belongs to another job; choose another output, or "
+                              "set overwrite=true to start it afresh")
+        try:
+            before = json.loads(job_path(output).read_text(encoding="utf-8"))["model"]["fingerprint"]
+        except (OSError, ValueError, TypeError, KeyError):
+            before = None  # a record from before provenance was written: nothing to compare
+        if before is not None and before != job["model"]["fingerprint"]:
+            raise OutputError(f"refusing to add to {output}: its records were made by another model "
+                              f"(fingerprint {before[:12]}, this one {job['model']['fingerprint'][:12]}); choose "
+                              "another output, or set overwrite=true to start it afresh")
+    atomic_write_text(job_path(output), json.dumps(job, indent=2, ensure_ascii=False) + "\n")
 
 
 def summary_path(output: str | Path) -> Path:
@@ -224,7 +271,8 @@ def transcribe(model: Recognizer, tokenizer: CharTokenizer, input_path: str | Pa
                     dict(Counter(s.reason for s in inputs.skipped)))
     work = dict(model=model, tokenizer=tokenizer, sample_rate_hz=model.features.config.sample_rate_hz,
                 min_duration_s=min_duration_s, windows=windows, max_batch_duration_s=max_batch_duration_s,
-                num_workers=num_workers, device=device, progress=progress)
+                num_workers=num_workers, device=device, progress=progress,
+                job=provenance(model, input_path, inputs))
     if world_size == 1:
         resumed, this_run = _transcribe_alone(output, inputs, formats, resume=resume, overwrite=overwrite, work=work)
     else:
@@ -233,7 +281,8 @@ def transcribe(model: Recognizer, tokenizer: CharTokenizer, input_path: str | Pa
         if rank != 0:  # rank 0 writes the outputs and the summary alone, then sends the summary
             return distributed.broadcast(None)
     summary = _write_outputs(output, inputs, formats, subtitles, t0=t0, this_run=this_run, resumed=resumed)
-    summary.update(run_info or {}, **({"processes": world_size} if world_size > 1 else {}))
+    summary.update(run_info or {}, **({"processes": world_size} if world_size > 1 else {}),
+                   provenance=json.loads(job_path(output).read_text(encoding="utf-8")))
     atomic_write_text(summary_path(output), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return distributed.broadcast(summary) if world_size > 1 else summary
 
@@ -244,6 +293,7 @@ def _transcribe_alone(output: str | Path, inputs: Inputs, formats: Sequence[str]
     _refuse_foreign_targets(output, formats, overwrite)
     with TranscriptLog(output, resume=resume, overwrite=overwrite) as record_log:
         _merge_parts(output, record_log, keep=resume)  # a killed distributed run's parts count as done
+        _check_provenance(output, record_log, inputs, work.pop("job"))
         resumed = len(record_log.done)  # before this run's records join them
         todo = [u for u in inputs.utts if u.utt_id not in record_log.done]
         return resumed, [len(todo), _recognize_into(record_log, todo, **work)]
@@ -260,7 +310,9 @@ def _transcribe_shard(output: str | Path, inputs: Inputs, formats: Sequence[str]
         _refuse_foreign_targets(output, formats, overwrite)
         with TranscriptLog(output, resume=resume, overwrite=overwrite) as record_log:
             _merge_parts(output, record_log, keep=resume)
+            _check_provenance(output, record_log, inputs, work["job"])
             done = record_log.done
+    del work["job"]
     done = distributed.broadcast(done)
     todo = shard([u for u in inputs.utts if u.utt_id not in done], rank, world_size)
     with TranscriptLog(part_path(output, rank), resume=False, overwrite=True) as part_log:
