@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from asr.cli.common import resolved, run_dir, store_app
 from asr.config.commands import EvaluateConfig
 from asr.config.schema import ConfigError, DecoderConfig, check_decoder, from_dict
-from asr.fileio import atomic_write_text, hold_lock, refuse_to_replace
+from asr.fileio import atomic_write_text, hold_lock, refuse_to_replace, release_lock
 
 
 @store_app("evaluate")
@@ -44,6 +44,7 @@ def evaluate_main(cfg: DictConfig) -> float:
     summary.update(model=str(Path(c.model).resolve()), manifest=str(Path(c.data.manifest).resolve()),
                    decoder=c.decoder.name, decoder_settings=d["decoder"], threads=threads, device=str(device))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    release_lock(out)  # a multirun goes on to other directories
     w = summary["words"]
     print(f"WER {100 * summary['wer']:.2f} %  CER {100 * summary['cer']:.2f} %  "
           f"({w['substitutions']} sub, {w['deletions']} del, {w['insertions']} ins / {w['ref_len']} words, "

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from asr.cli.common import conf_app, fail, resolved, shared_run_dir, torchrun_aware, validated
 from asr.config.commands import StatsConfig
 from asr.config.schema import RETIRED, ConfigError, Settings
-from asr.fileio import atomic_write_text, refuse_to_replace
+from asr.fileio import atomic_write_text, refuse_to_replace, release_lock
 
 
 @conf_app("train")
@@ -30,7 +30,10 @@ def _train_app(cfg: DictConfig) -> float:
     if world.is_main:  # claimed before config.resolved.yaml replaces an earlier run's
         claim_run_dir(run_dir, resume=s.trainer.resume, overwrite=s.trainer.overwrite)
         atomic_write_text(run_dir / "config.resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(d)))
-    summary = train(s, run_dir, resolved_config=d)
+    try:
+        summary = train(s, run_dir, resolved_config=d)
+    finally:
+        release_lock(run_dir)  # the claim above (a multirun goes on to other directories); none on ranks > 0
     distributed.shutdown()
     return summary["best_dev_wer"]  # the value a sweeper optimises
 
