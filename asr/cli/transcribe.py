@@ -40,6 +40,8 @@ def _transcribe_app(cfg: DictConfig) -> None:
     distributed.shutdown()
     if world.is_main:
         _report(summary)
+        if summary["files"] and not summary["transcribed"]:
+            sys.exit(1)  # nothing could be transcribed: a script must not take that for success
 
 
 transcribe_main = torchrun_aware(_transcribe_app)

@@ -44,6 +44,9 @@ class EvaluateConfig:
     threads: int = 0  # torch CPU threads; 0: the cores that are free right now
     overwrite: bool = False  # replace report.txt, summary.json, hyps.jsonl from another model or manifest
 
+    def __post_init__(self):
+        _check(self.threads >= 0, f"threads must be >= 0 (0: the free cores), got {self.threads}")
+
 
 @dataclass(frozen=True)
 class TranscribeBatch:
@@ -81,6 +84,8 @@ class TranscribeConfig:
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
 
     def __post_init__(self):
+        _check(self.threads >= 0, f"threads must be >= 0 (0: the free cores), got {self.threads}")
+        _check(self.min_duration_s >= 0, f"min_duration_s must be >= 0, got {self.min_duration_s}")
         _check(self.decoder.name == "greedy", "asr-transcribe decodes greedily (its word timestamps come from the "
                f"greedy CTC path); decoder={self.decoder.name} is available in asr-evaluate")
 

@@ -216,6 +216,22 @@ def derived_paths(output: str | os.PathLike, formats: Sequence[str]) -> dict[str
     return paths
 
 
+def txt_field(value: str) -> str:
+    """``value`` on one line of a tab-separated file: backslash, tab, newline and carriage return escaped.
+
+    A file name may hold any of them; unescaped, one would split or shift a line of the ``.txt`` output.
+    """
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def csv_cell(value: str) -> str:
+    """A text cell a spreadsheet shows as text: a leading ``=``, ``+``, ``-``, ``@``, tab or CR gets a ``'``.
+
+    Spreadsheets run such a cell as a formula (CSV injection); a file name is not to be trusted.
+    """
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def write_derived(output: str | os.PathLike, formats: Sequence[str], subtitles: SubtitleConfig = SubtitleConfig()
                   ) -> dict[str, str]:
     """Write the derived formats from the record file; return ``{format: path}``.
@@ -229,13 +245,14 @@ def write_derived(output: str | os.PathLike, formats: Sequence[str], subtitles: 
         with atomic_open(paths["txt"]) as f:
             for r in iter_records(output):
                 if r["text"] is not None:
-                    f.write(f"{r['id']}\t{r['text']}\n")
+                    f.write(f"{txt_field(r['id'])}\t{r['text']}\n")
     if "csv" in paths:
         with atomic_open(paths["csv"], "w") as f:
             w = csv.writer(f)
             w.writerow(["id", "path", "duration", "text", "error"])
             for r in iter_records(output):
-                w.writerow([r["id"], r["path"], r["duration"], r["text"] or "", r["error"] or ""])
+                w.writerow([csv_cell(r["id"]), csv_cell(r["path"]), r["duration"], csv_cell(r["text"] or ""),
+                            csv_cell(r["error"] or "")])
     for fmt in ("srt", "vtt"):
         if fmt in paths:
             used: set[Path] = set()
