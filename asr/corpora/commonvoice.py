@@ -30,7 +30,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from asr.data.manifest import write_manifest
+from asr.data.manifest import write_prepared
 from asr.data.text import normalize_text
 
 SPLITS = ("train", "dev", "test")
@@ -67,12 +67,7 @@ def prepare_commonvoice(src: str | os.PathLike, out_dir: str | os.PathLike, spli
         records, skipped = commonvoice_records(src / f"{split}.tsv", src / "clips", normalize=normalize)
         if not records:
             raise CommonVoiceError(f"{src / f'{split}.tsv'}: no usable rows ({len(skipped)} left out)")
-        manifest = out_dir / f"{split}.jsonl"
-        manifest.parent.mkdir(parents=True, exist_ok=True)
-        write_manifest(manifest, records)
-        report[split] = {"manifest": str(manifest), "utterances": len(records), "skipped": skipped,
-                         "speakers": len({r["speaker"] for r in records}),
-                         "hours": sum(r["duration"] for r in records) / 3600}
+        report[split] = write_prepared(out_dir / f"{split}.jsonl", records, skipped)
     return report
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from asr.data.manifest import write_manifest
+from asr.data.manifest import write_prepared
 from asr.data.text import normalize_text
 from asr.fileio import atomic_open
 
@@ -209,7 +209,4 @@ def prepare_kaldi(data_dir: str | os.PathLike, out_manifest: str | os.PathLike, 
         raise KaldiError(f"{data_dir}: no usable utterances ({len(skipped)} left out)")
     for reason in skipped:
         log.warning("left out: %s", reason)
-    write_manifest(out_manifest, records)
-    return {"manifest": str(out_manifest), "utterances": len(records), "skipped": skipped,
-            "speakers": len({r["speaker"] for r in records}),
-            "hours": sum(r["duration"] for r in records) / 3600}
+    return write_prepared(out_manifest, records, skipped)

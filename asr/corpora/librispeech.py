@@ -33,7 +33,7 @@ from pathlib import Path
 import soundfile as sf
 
 from asr.corpora.download import DownloadError, download_file, extract_tar
-from asr.data.manifest import write_manifest
+from asr.data.manifest import write_prepared
 from asr.data.text import normalize_text
 
 OPENSLR_URL = "https://www.openslr.org/resources/12"  # <OPENSLR_URL>/<subset>.tar.gz
@@ -206,12 +206,7 @@ def prepare_librispeech(src: str | os.PathLike, out_dir: str | os.PathLike,
         records, skipped = librispeech_records(root / subset)
         if not records:
             raise LibriSpeechError(f"{root / subset}: no usable utterances ({len(skipped)} left out)")
-        manifest = Path(out_dir) / f"{subset}.jsonl"
-        manifest.parent.mkdir(parents=True, exist_ok=True)
-        write_manifest(manifest, records)
-        report[subset] = {"manifest": str(manifest), "utterances": len(records), "skipped": skipped,
-                          "speakers": len({r["speaker"] for r in records}),
-                          "hours": sum(r["duration"] for r in records) / 3600}
+        report[subset] = write_prepared(Path(out_dir) / f"{subset}.jsonl", records, skipped)
     return report
 
 

@@ -164,6 +164,17 @@ def _is_seconds(value) -> bool:
             and value <= MAX_DURATION_S)
 
 
+def write_prepared(path: str | os.PathLike, records: list[dict], skipped: list[str]) -> dict:
+    """Write a corpus split's manifest (making its folder) and return what corpus preparation reports of it.
+
+    ``records`` carry ``speaker`` and ``duration``; ``skipped`` names what was left out.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_manifest(path, records)
+    return {"manifest": str(path), "utterances": len(records), "skipped": skipped,
+            "speakers": len({r["speaker"] for r in records}), "hours": sum(r["duration"] for r in records) / 3600}
+
+
 def write_manifest(path: str | os.PathLike, records: Iterable[dict]) -> int:
     """Write manifest records atomically; return how many lines were written.
 
