@@ -134,6 +134,27 @@ class DirectoryInUse(RuntimeError):
 
 LOCK_NAME = ".lock"
 _held: dict[str, list[int]] = {}  # resolved directory -> [fd, holds] for the locks this process holds
+_lock_fds: set[int] = set()  # every descriptor that carries one of this process's flock locks
+
+
+def track_lock_fd(fd: int, held: bool = True) -> None:
+    """Note (or, with ``held=False``, forget) a descriptor that carries a ``flock`` lock of this process."""
+    (_lock_fds.add if held else _lock_fds.discard)(fd)
+
+
+def drop_inherited_locks(_worker_id: int | None = None) -> None:
+    """Close, in a forked child, the descriptors that carry the parent's locks (a DataLoader ``worker_init_fn``).
+
+    A ``flock`` lock lives until every descriptor of it is closed, and a forked worker holds
+    copies: after ``kill -9`` of the parent its decoding workers would keep the output locked
+    until they notice the parent is gone (about 5 s), and an immediate rerun would be refused.
+    Closing the copies leaves the parent's lock as it is.
+    """
+    for fd in list(_lock_fds):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _lock_fds.clear()
+    _held.clear()
 
 
 def hold_lock(directory: str | os.PathLike) -> None:
@@ -157,6 +178,7 @@ def hold_lock(directory: str | os.PathLike) -> None:
         raise DirectoryInUse(f"{directory} is in use by another running job (it holds {directory / LOCK_NAME}); "
                              "wait for it to finish, or choose another directory") from None
     _held[key] = [fd, 1]
+    track_lock_fd(fd)
 
 
 def release_lock(directory: str | os.PathLike) -> None:
@@ -167,6 +189,7 @@ def release_lock(directory: str | os.PathLike) -> None:
         return
     entry[1] -= 1
     if entry[1] == 0:
+        track_lock_fd(entry[0], held=False)
         os.close(entry[0])
         del _held[key]
 

@@ -15,7 +15,7 @@ from asr.data.dataset import SpeechDataset, collate, make_batches
 from asr.data.manifest import Utterance
 from asr.data.tokenizer import CharTokenizer
 from asr.decoding.ctc import Decoder, GreedyDecoder
-from asr.fileio import atomic_open, atomic_write_text
+from asr.fileio import atomic_open, atomic_write_text, drop_inherited_locks
 from asr.inference.metrics import ErrorCounts, add, alignment_text, char_errors, word_errors
 from asr.models.acoustic import Recognizer
 from asr.training import distributed
@@ -51,7 +51,7 @@ def recognize(model: Recognizer, tokenizer: CharTokenizer, utts: Sequence[Uttera
     dataset = dataset or SpeechDataset(utts, None, model.features.config.sample_rate_hz)
     batches = make_batches([u.duration_s for u in utts], max_batch_duration_s, shuffle=False)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate,
-                                         num_workers=num_workers)
+                                         num_workers=num_workers, worker_init_fn=drop_inherited_locks)
     out: dict[str, Hypothesis] = {}
     for batch in loader:
         for utt_id, reason in batch.skipped:

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from asr.fileio import atomic_open, atomic_write_text, with_path
+from asr.fileio import atomic_open, atomic_write_text, track_lock_fd, with_path
 
 FORMATS = ("jsonl", "txt", "csv", "srt", "vtt")
 RECORD_KEYS = ("id", "path", "duration", "text", "words", "error")
@@ -107,18 +107,19 @@ class TranscriptLog:
             raise OutputError(f"cannot write {self.path}: permission denied") from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            track_lock_fd(self._fd)
             keep = self._existing_bytes(resume, overwrite)
         except BlockingIOError:
             os.close(self._fd)
             raise OutputError(f"{self.path} is being written by another asr-transcribe run") from None
         except BaseException:
-            os.close(self._fd)
+            self.close()
             raise
         try:
             os.ftruncate(self._fd, keep)  # drops a partial last line, or everything when starting afresh
             os.fsync(self._fd)
         except OSError as err:
-            os.close(self._fd)
+            self.close()
             raise with_path(err, self.path) from None
 
     def _existing_bytes(self, resume: bool, overwrite: bool) -> int:
@@ -150,6 +151,7 @@ class TranscriptLog:
 
     def close(self) -> None:
         """Close the file and release its lock (every record written is already on disk)."""
+        track_lock_fd(self._fd, held=False)
         os.close(self._fd)  # releases the lock
 
     def __enter__(self) -> TranscriptLog:

@@ -39,7 +39,7 @@ from asr.data.discover import AUDIO_EXTENSIONS, Inputs, duration_warning, list_i
 from asr.data.manifest import Utterance
 from asr.data.tokenizer import CharTokenizer
 from asr.decoding.alignment import Word, best_path, words_from_path
-from asr.fileio import atomic_write_text
+from asr.fileio import atomic_write_text, drop_inherited_locks
 from asr.inference.evaluate import Hypothesis, score
 from asr.inference.outputs import (
     FORMATS,
@@ -182,7 +182,7 @@ def transcribe_utterances(model: Recognizer, tokenizer: CharTokenizer, utts: Seq
     dataset = WindowDataset([(utts[i], w) for i, w in plan], cfg.sample_rate_hz)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate_windows,
                                          num_workers=default_workers() if num_workers is None else num_workers,
-                                         pin_memory=device.type == "cuda")
+                                         pin_memory=device.type == "cuda", worker_init_fn=drop_inherited_locks)
     windows_left = Counter(i for i, _ in plan)
     words: dict[int, list[Word]] = {}
     errors: dict[int, str] = {}

@@ -19,6 +19,7 @@ from asr.data.dataset import (
 )
 from asr.data.manifest import Utterance, manifest_files, read_manifests
 from asr.data.tokenizer import CharTokenizer
+from asr.fileio import drop_inherited_locks
 from asr.frontend.features import output_frames_for_duration
 from asr.frontend.stats import build_vocab, load_vocab
 from asr.training import distributed
@@ -77,7 +78,7 @@ def _loader(s: Settings, world: distributed.World, device: torch.device, train_u
     equal_work(sampler, 0, s.data.rank_shards)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=s.data.num_workers, pin_memory=device.type == "cuda",
-                                         persistent_workers=s.data.num_workers > 0,
+                                         persistent_workers=s.data.num_workers > 0, worker_init_fn=drop_inherited_locks,
                                          # its own generator: starting an epoch's iterator must not draw from
                                          # the global RNG, or SpecAugment's masks shift after a mid-epoch resume
                                          generator=torch.Generator().manual_seed(s.trainer.seed))

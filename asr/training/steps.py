@@ -124,5 +124,13 @@ def skip_update(state: TrainState, what: str, batch: Batch, limit: int, ckpt_dir
         raise TrainingDiverged(
             f"training diverged: {state.nonfinite_run} consecutive steps had a non-finite loss or gradient "
             f"(trainer.max_nonfinite_steps={limit}; the last at step {state.step}, utterances "
-            f"{', '.join(batch.utt_ids)}). The last checkpoint, {ckpt_dir / 'last.pt'}, is intact; lower optim.lr "
+            f"{', '.join(batch.utt_ids)}). {_what_is_left(ckpt_dir)}; lower optim.lr "
             "or check these utterances, or set trainer.max_nonfinite_steps=0 to never stop")
+
+
+def _what_is_left(ckpt_dir: Path) -> str:
+    """The divergence message's word on checkpoints: the intact last one, or that none was written yet."""
+    last = ckpt_dir / "last.pt"
+    if last.is_file():
+        return f"The last checkpoint, {last}, is intact (skipped steps never change the weights)"
+    return f"No checkpoint was written before it stopped (none in {ckpt_dir}), so there is nothing to resume"

@@ -142,3 +142,30 @@ def test_transcription_killed_resumes_to_the_same_output(tone_model, tmp_path, r
     assert third.returncode == 0 and "60 already done" in third.stdout
     assert out.read_text() == (tmp_path / "ref.jsonl").read_text()
     record_property("kill9_transcribe_resumed_equal", 1)
+
+
+@pytest.mark.slow
+def test_killed_transcription_leaves_no_lock_behind_in_its_workers(tone_model, tmp_path):
+    from asr.inference.outputs import TranscriptLog
+
+    model_file, _ = tone_model
+    rng = np.random.default_rng(4)
+    (tmp_path / "in").mkdir()
+    for i in range(200):
+        sf.write(tmp_path / "in" / f"u{i:03d}.flac", tone_audio(TONE_TEXTS[i % 8], rng), SR)
+    out = tmp_path / "out.jsonl"
+    # two decoding workers: forked after the output is locked, they carry copies of its descriptor
+    proc = subprocess.Popen(_cli(f"model={model_file}", f"input={tmp_path / 'in'}", f"output={out}",
+                                 "batch.max_duration_s=0.01", "batch.num_workers=2", cwd=tmp_path),
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_bytes().count(b"\n") >= 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = time.monotonic()
+    with TranscriptLog(out, resume=True) as log:  # at once: a worker holding the lock would refuse this
+        assert len(log.done) >= 3
+    assert time.monotonic() - killed_at < 1.0

@@ -80,6 +80,13 @@ def test_a_diverging_run_stops_after_the_patience_with_a_clear_message(tone_corp
     assert all(torch.equal(left[k], good[k]) for k in good)
 
 
+def test_a_run_diverging_before_its_first_checkpoint_says_there_is_none(tone_corpus, tmp_path, monkeypatch):
+    _poison_training_steps(monkeypatch, {i: "loss" for i in range(100)})
+    with pytest.raises(TrainingDiverged, match="No checkpoint was written") as err:
+        train(tiny_settings(tone_corpus, max_epochs=3, max_nonfinite_steps=2), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists() and "is intact" not in str(err.value)
+
+
 def _batch(manifest, n: int):
     utts = read_manifest(manifest)[:n]
     tok = build_vocab(utts)
