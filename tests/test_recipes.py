@@ -100,3 +100,30 @@ def test_an4_size_sweep_runs_jobs_side_by_side_scores_test_and_skips_finished_on
         assert json.loads((exp / "size" / job / "train_summary.json").read_text())["epochs"] == 1
     r = subprocess.run([*sweep, *tiny], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0 and r.stdout.count("done already") == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not AN4.is_dir(), reason=f"AN4 not found at {AN4} (set ASR_AN4_DIR)")
+def test_an4_ablation_trains_each_part_on_one_schedule_and_tables_every_condition(tmp_path):
+    exp = tmp_path / "exp"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    ablation = ["bash", str(ROOT / "recipes" / "an4" / "ablation.sh"), "--exp", str(exp)]
+    r = subprocess.run(ablation, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and "run recipes/an4/run.sh --stop-stage 5" in r.stderr
+    for stages in (("--stop-stage", "2"), ("--stage", "5", "--stop-stage", "5")):  # data, stats, lexicon + LM
+        r = run_recipe("an4", "--data-dir", str(AN4), "--exp", str(exp), *stages)
+        assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([*ablation, "--only", "recipe,nonsense"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and "no part named 'nonsense'" in r.stderr
+    tiny = ["--only", "recipe,silence", "--epochs", "1", "--jobs", "2", "--conditions", "clean,trimmed",
+            "model.hidden_size=16", "model.num_layers=1", "trainer.tensorboard=false", "data.max_duration_s=1.5"]
+    r = subprocess.run([*ablation, *tiny], capture_output=True, text=True, env=env, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    table = (exp / "ablation" / "ablation_table.md").read_text().splitlines()
+    assert table[0].startswith("| part | clean | trimmed | clean LM |")
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| recipe", "| silence"]
+    config = (exp / "ablation" / "silence" / ".hydra" / "overrides.yaml").read_text()
+    assert "augment.silence_prob=0.3" in config and "trainer.max_epochs=1" in config
+    assert "silence_prob" not in (exp / "ablation" / "recipe" / ".hydra" / "overrides.yaml").read_text()
+    r = subprocess.run([*ablation, *tiny], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and r.stdout.count("done already") == 2
