@@ -159,12 +159,12 @@ def torchrun_aware(main):
     return wrapper
 
 
-def shared_run_dir(device: str):
+def shared_run_dir(device: str, *, training: bool = False):
     """Join the process group (if any) and return ``(world, device, run directory)``: rank 0's directory on all."""
     from asr.runtime import resolve_device
     from asr.training import distributed
 
-    world, dev = distributed.init_from_env(resolve_device(device))
+    world, dev = distributed.init_from_env(resolve_device(device), training=training)
     return world, dev, Path(distributed.broadcast(str(run_dir())))
 
 

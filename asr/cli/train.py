@@ -26,7 +26,7 @@ def _train_app(cfg: DictConfig) -> float:
         raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}; "
                           f"allowed: {', '.join(Settings.__dataclass_fields__)}")
     s = Settings.from_dict(d)
-    world, _, run_dir = shared_run_dir(s.trainer.device)
+    world, _, run_dir = shared_run_dir(s.trainer.device, training=True)
     if world.is_main:  # claimed before config.resolved.yaml replaces an earlier run's
         claim_run_dir(run_dir, resume=s.trainer.resume, overwrite=s.trainer.overwrite)
         atomic_write_text(run_dir / "config.resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(d)))

@@ -13,8 +13,10 @@ Example (two CPU processes on one machine)::
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -56,12 +58,13 @@ def world() -> World:
     return World()
 
 
-def init_from_env(device: torch.device) -> tuple[World, torch.device]:
+def init_from_env(device: torch.device, *, training: bool = False) -> tuple[World, torch.device]:
     """Join the process group ``torchrun`` set up, if there is one; return the world and this rank's device.
 
     The backend follows the device: NCCL for CUDA, gloo for CPU. A bare ``cuda`` becomes
     ``cuda:LOCAL_RANK`` so each process on a node drives its own GPU. Calling it again
     (the CLI and :func:`asr.training.train.train` both do) returns the running group.
+    ``training``: the job will build an optimizer (see :func:`_import_dynamo_first`).
     """
     env = env_world()
     if env.size <= 1:
@@ -72,9 +75,24 @@ def init_from_env(device: torch.device) -> tuple[World, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
+        if training:
+            _import_dynamo_first()
         dist.init_process_group(backend=backend)
         log.info("rank %d of %d joined the process group (%s, %s)", env.rank, env.size, backend, device)
     return world(), device
+
+
+def _import_dynamo_first() -> None:
+    """Import ``torch._dynamo`` before the process group exists, so ``destroy_process_group`` can free it.
+
+    Building an optimizer imports ``torch._dynamo``; imported while a group is running, it keeps
+    a reference to that group that ``destroy_process_group`` does not drop. The gloo group then
+    lives until the interpreter exits, its threads still running, and a rank can abort at exit
+    ("terminate called without an active exception", exit -6) after all its work is done.
+    Imported first, it takes no such reference (``tests/training/test_distributed.py`` checks that
+    the group is gone after :func:`shutdown`).
+    """
+    import torch._dynamo  # noqa: F401
 
 
 def threads_per_rank(threads: int, w: World) -> int:
@@ -153,7 +171,19 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
-    """Leave the process group cleanly (so ``torchrun`` sees a normal exit)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown() -> bool:
+    """Leave the process group cleanly (so ``torchrun`` sees a normal exit); return whether it is gone.
+
+    A group that something still holds after ``destroy_process_group`` is named in a warning:
+    its threads would outlive the job's work and can abort the process at exit.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
+    group = weakref.ref(dist.group.WORLD)
+    dist.destroy_process_group()
+    gc.collect()
+    if group() is not None:
+        log.warning("the process group is still referenced after destroy_process_group; this rank may abort "
+                    "at exit (a module that holds the group was imported after init_from_env)")
+        return False
+    return True

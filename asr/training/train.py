@@ -100,7 +100,7 @@ class Run:
 
 def set_up(s: Settings, run_dir: Path, resolved_config: dict | None) -> Run:
     """Join the process group, seed, load the data, build model, optimizer and schedule; resume if asked."""
-    world, device = distributed.init_from_env(resolve_device(s.trainer.device))
+    world, device = distributed.init_from_env(resolve_device(s.trainer.device), training=True)
     if world.is_main:  # only rank 0 writes files, so only rank 0 holds the directory
         checkpoints.claim_run_dir(run_dir, resume=s.trainer.resume, overwrite=s.trainer.overwrite)
     threads = setup_threads(distributed.threads_per_rank(s.trainer.threads, world))

@@ -28,7 +28,8 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 
 def torchrun(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}
+    # faulthandler: should a rank still abort, its Python stacks are in the failure message
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     done = subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
@@ -37,7 +38,10 @@ def torchrun(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 def probe(out: Path, manifest: Path, *assignments: str) -> list[dict]:
     """Train under 2-rank torchrun through tests/ddp_probe.py; return each rank's record."""
     torchrun(str(TESTS / "ddp_probe.py"), str(out), str(manifest), "trainer.threads=1", *assignments)
-    return [json.loads((out / f"probe-{r}.json").read_text()) for r in range(2)]
+    ranks = [json.loads((out / f"probe-{r}.json").read_text()) for r in range(2)]
+    # the group must be gone before exit: one that outlives destroy_process_group made a rank abort at exit
+    assert [r["group_freed"] for r in ranks] == [True, True]
+    return ranks
 
 
 def weights(path: Path) -> dict:
