@@ -38,7 +38,11 @@ class DataConfig:
     name: str = "custom"
     # a JSONL file, a glob pattern (shards/train-*.jsonl) or a list of either (see asr.data.manifest.manifest_files)
     train_manifest: str | list[str] | None = None
-    dev_manifest: str | list[str] | None = None  # picks the best epoch; the test set is scored by `asr evaluate`
+    # one sampling weight per train_manifest entry: 0.5 draws half that corpus each epoch, 2 takes it twice
+    train_weights: list[float] | None = None
+    # picks the best epoch (WER over all its utterances; a list also logs each set's WER); the test set is
+    # scored by `asr evaluate`
+    dev_manifest: str | list[str] | None = None
     vocab: str | None = None  # vocab.json written by `asr stats`; None: built from training text
     stats: str | None = None  # stats.pt written by `asr stats`; None: computed before training
     max_batch_duration_s: float = 160.0  # 50-60 AN4 utterances per batch: fast on CPU, fits any GPU
@@ -391,6 +395,24 @@ def check_interval(value: float, key: str, low: float, high: float, *, low_open:
         raise ConfigError(f"{key} must be in {interval}, got {value!r}")
 
 
+def check_train_weights(d: DataConfig) -> None:
+    """``data.train_weights``: one positive, finite weight per ``data.train_manifest`` entry, not with rank shards."""
+    w = d.train_weights
+    if w is None:
+        return
+    entries = d.train_manifest if isinstance(d.train_manifest, list) else [d.train_manifest]
+    if len(w) != len(entries) or d.train_manifest is None:
+        raise ConfigError(f"data.train_weights: {len(w)} weight(s) for {len(entries) if d.train_manifest else 0} "
+                          "data.train_manifest entries; give one per entry, e.g. "
+                          "data.train_manifest=[a.jsonl,b.jsonl] data.train_weights=[1,0.5]")
+    bad = [x for x in w if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x <= 100]
+    if bad:
+        raise ConfigError(f"data.train_weights: weights must be numbers in (0, 100], got {bad[0]!r}")
+    if d.rank_shards:
+        raise ConfigError("data.train_weights cannot be combined with data.rank_shards=true (each rank would "
+                          "weight only its own shards); use one or the other")
+
+
 def check_decoder(d: DecoderConfig) -> DecoderConfig:
     """Reject decoder settings that cannot work together; the message names the key."""
     check_positive(d, "decoder", "beam_size", "beam_threshold")
@@ -442,6 +464,7 @@ class Settings:
         if s.data.min_duration_s >= s.data.max_duration_s:
             raise ConfigError(f"data.min_duration_s ({s.data.min_duration_s}) must be below data.max_duration_s "
                               f"({s.data.max_duration_s})")
+        check_train_weights(s.data)
         check_decoder(s.decoder)
         try:
             check_projection(s.model.rnn_type, s.model.hidden_size, s.model.proj_size)

@@ -286,6 +286,9 @@ class WaveAugment:
         return samples
 
 
-def utterance_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The random stream for one utterance in one epoch: independent of workers, batch order and resume."""
-    return np.random.default_rng([seed, epoch, index])
+def utterance_rng(seed: int, epoch: int, index: int, copy: int = 0) -> np.random.Generator:
+    """The random stream for one utterance in one epoch: independent of workers, batch order and resume.
+
+    ``copy`` > 0: another copy of the utterance in the same epoch (a corpus weighted above 1) hears its own draw.
+    """
+    return np.random.default_rng([seed, epoch, index] if copy == 0 else [seed, epoch, index, copy])

@@ -84,7 +84,12 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
         sortagrad_epochs: the first this many epochs go shortest batch first, unshuffled
             (SortaGrad, DeepSpeech 2): short utterances first help CTC leave its all-blank start.
         tag_epoch: yield ``(index, epoch)`` pairs instead of indices, for a dataset that
-            augments each utterance with a random stream seeded by the epoch.
+            augments each utterance with a random stream seeded by the epoch (``(index, epoch, copy)``
+            for the second and later copies of an utterance weighted above 1).
+        weights: per-utterance sampling weights (corpus weights, ``data.train_weights``): each epoch an
+            utterance appears ``floor(w)`` times plus once more with probability ``w - floor(w)``,
+            drawn from ``(seed, epoch)`` like the batch plan, so every rank and a resumed run draw
+            the same. None: every utterance once.
 
     Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``). When each
     rank batches data of its own (sharded manifests), the ranks' plans differ in length:
@@ -99,8 +104,12 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def __init__(self, durations: Sequence[float], max_batch_duration_s: float, *, seed: int = 0,
                  shuffle: bool = True, sort_jitter: float = 0.0, sortagrad_epochs: int = 0, rank: int = 0,
-                 world_size: int = 1, tag_epoch: bool = False):
+                 world_size: int = 1, tag_epoch: bool = False, weights: Sequence[float] | None = None):
         self.durations = list(durations)
+        if weights is not None and (len(weights) != len(self.durations) or min(weights, default=1) <= 0):
+            raise ValueError(f"weights: need one positive weight per utterance ({len(self.durations)}), "
+                             f"got {len(weights)}")
+        self.weights = None if weights is None else list(weights)
         self.tag_epoch = tag_epoch
         self.max_batch_duration_s = max_batch_duration_s
         self.seed, self.shuffle, self.sort_jitter = seed, shuffle, sort_jitter
@@ -116,11 +125,24 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
             self.start_batch = 0
         self.epoch = epoch
 
-    def _plan(self) -> list[list[int]]:
+    def _items(self) -> list[tuple[int, int]]:
+        """This epoch's ``(utterance, copy)`` pairs: each utterance once, or as many times as its weight draws."""
+        if self.weights is None:
+            return [(i, 0) for i in range(len(self.durations))]
+        rng = random.Random(f"weights-{self.seed}-{self.epoch}")  # a str seed hashes the same in every process
+        items = []
+        for i, w in enumerate(self.weights):
+            copies = int(w) + (rng.random() < w - int(w))
+            items += [(i, c) for c in range(copies)]
+        return items
+
+    def _plan(self) -> list[list[tuple[int, int]]]:
         w = self.world_size
-        batches = make_batches(self.durations, self.max_batch_duration_s * w, seed=self.seed, epoch=self.epoch,
-                               shuffle=self.shuffle and self.epoch >= self.sortagrad_epochs,
+        items = self._items()
+        batches = make_batches([self.durations[i] for i, _ in items], self.max_batch_duration_s * w, seed=self.seed,
+                               epoch=self.epoch, shuffle=self.shuffle and self.epoch >= self.sortagrad_epochs,
                                sort_jitter=self.sort_jitter)
+        batches = [[items[j] for j in b] for b in batches]
         if w > 1:
             # equal work: every rank takes a share of every global batch, so all step together
             batches = [b[self.rank::w] for b in batches if len(b) >= w]
@@ -140,7 +162,10 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
         plan = self._plan()
         for i in range(self.start_batch, len(plan)):
             self.start_batch = i + 1
-            yield [(k, self.epoch) for k in plan[i]] if self.tag_epoch else plan[i]
+            if self.tag_epoch:
+                yield [(k, self.epoch) if c == 0 else (k, self.epoch, c) for k, c in plan[i]]
+            else:
+                yield [k for k, _ in plan[i]]
         self.start_batch = 0
 
     def __len__(self) -> int:
@@ -268,8 +293,8 @@ class SpeechDataset(torch.utils.data.Dataset):
             return voices
         return draw
 
-    def __getitem__(self, key: int | tuple[int, int]):
-        i, epoch = key if isinstance(key, tuple) else (key, None)
+    def __getitem__(self, key: int | tuple[int, int] | tuple[int, int, int]):
+        i, epoch, copy = (*key, 0)[:3] if isinstance(key, tuple) else (key, None, 0)
         u = self.utts[i]
         try:
             samples = self.load(i)
@@ -278,9 +303,9 @@ class SpeechDataset(torch.utils.data.Dataset):
         ids = self.tokenizer.encode(u.text) if self.tokenizer is not None else []
         if self.augment is not None and epoch is not None:
             others = self.other_voices(i) if self.augment.babble_prob > 0 else None
-            augmented = self.augment(samples, utterance_rng(self.seed, epoch, i), others=others)
+            augmented = self.augment(samples, utterance_rng(self.seed, epoch, i, copy), others=others)
             if self.feasible is not None and not self.feasible(len(augmented), ids):
-                augmented = self.augment(samples, utterance_rng(self.seed, epoch, i), speed=1.0, others=others)
+                augmented = self.augment(samples, utterance_rng(self.seed, epoch, i, copy), speed=1.0, others=others)
             samples = augmented
         return {"utt_id": u.utt_id, "samples": torch.from_numpy(samples), "ids": ids, "duration_s": u.duration_s}
 

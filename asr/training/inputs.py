@@ -32,10 +32,15 @@ class TrainData:
     """What the loop trains and scores on; ``loader`` yields this rank's :class:`asr.data.dataset.Batch` es."""
 
     train_utts: list[Utterance]  # the usable training utterances this rank reads
-    dev_utts: list[Utterance]
+    dev_utts: list[Utterance]  # every dev set's utterances, in order: the best epoch is chosen on all of them
     tokenizer: CharTokenizer
     sampler: DurationBatchSampler  # this rank's batches of each epoch; its state is checkpointed
     loader: torch.utils.data.DataLoader
+    dev_sets: list[tuple[str, list[Utterance]]] = ()  # (data.dev_manifest entry, its utterances) when a list
+
+
+def _entries(manifests) -> list:
+    return list(manifests) if isinstance(manifests, (list, tuple)) else [manifests]
 
 
 def load_training_data(s: Settings, world: distributed.World, device: torch.device) -> TrainData:
@@ -43,8 +48,14 @@ def load_training_data(s: Settings, world: distributed.World, device: torch.devi
     train_files = train_files_for_rank(s, world)
     if s.data.validate:
         validate_data(s, train_files)
-    train_utts = read_manifests(train_files)
-    dev_utts = read_manifests(s.data.dev_manifest) if s.data.dev_manifest else []
+    if s.data.train_weights:  # one weight per entry: remember which entry each utterance came from
+        parts = [read_manifests(e) for e in _entries(s.data.train_manifest)]
+        train_utts = [u for part in parts for u in part]
+        corpus_of = {id(u): k for k, part in enumerate(parts) for u in part}
+    else:
+        train_utts = read_manifests(train_files)
+    dev_sets = [(str(e), read_manifests(e)) for e in _entries(s.data.dev_manifest)] if s.data.dev_manifest else []
+    dev_utts = [u for _, part in dev_sets for u in part]
     tokenizer = load_vocab(s.data.vocab) if s.data.vocab else build_vocab(train_utts)
     frames = lambda d: output_frames_for_duration(s.features, d)  # noqa: E731
     train_utts = filter_utterances(train_utts, tokenizer, frames, min_duration_s=s.data.min_duration_s,
@@ -53,12 +64,26 @@ def load_training_data(s: Settings, world: distributed.World, device: torch.devi
         raise ConfigError(f"data.train_manifest: no usable utterances in {s.data.train_manifest}")
     log.info("train: %d utterances, %.2f h; dev: %d utterances; vocabulary %d symbols",
              len(train_utts), total_hours(train_utts), len(dev_utts), len(tokenizer))
-    sampler, loader = _loader(s, world, device, train_utts, tokenizer)
-    return TrainData(train_utts, dev_utts, tokenizer, sampler, loader)
+    weights = None
+    if s.data.train_weights:
+        corpus = [corpus_of[id(u)] for u in train_utts]
+        weights = [s.data.train_weights[k] for k in corpus]
+        _log_weights(s, train_utts, corpus)
+    sampler, loader = _loader(s, world, device, train_utts, tokenizer, weights)
+    return TrainData(train_utts, dev_utts, tokenizer, sampler, loader, dev_sets if len(dev_sets) > 1 else [])
+
+
+def _log_weights(s: Settings, utts: list[Utterance], corpus: list[int]) -> None:
+    """One line per weighted corpus: its usable hours and what an epoch draws of it."""
+    for k, (w, entry) in enumerate(zip(s.data.train_weights, _entries(s.data.train_manifest))):
+        mine = [u for u, c in zip(utts, corpus) if c == k]
+        log.info("train corpus %s: weight %g, %d usable utterances, %.2f h -> %.2f h per epoch", entry, w,
+                 len(mine), total_hours(mine), w * total_hours(mine))
 
 
 def _loader(s: Settings, world: distributed.World, device: torch.device, train_utts: list[Utterance],
-            tokenizer: CharTokenizer) -> tuple[DurationBatchSampler, torch.utils.data.DataLoader]:
+            tokenizer: CharTokenizer, weights: list[float] | None = None
+            ) -> tuple[DurationBatchSampler, torch.utils.data.DataLoader]:
     sr = s.features.sample_rate_hz
     # an utterance whose targets no longer fit its frames after speed perturbation is left out of that epoch
     feasible = lambda n, ids: output_frames_for_duration(s.features, n / sr) >= ctc_min_frames(ids)  # noqa: E731
@@ -74,7 +99,7 @@ def _loader(s: Settings, world: distributed.World, device: torch.device, train_u
     sampler = DurationBatchSampler([u.duration_s for u in train_utts], s.data.max_batch_duration_s,
                                    seed=s.trainer.seed, sort_jitter=s.data.sort_jitter,
                                    sortagrad_epochs=s.data.sortagrad_epochs, rank=split.rank, world_size=split.size,
-                                   tag_epoch=dataset.augment is not None)
+                                   tag_epoch=dataset.augment is not None, weights=weights)
     equal_work(sampler, 0, s.data.rank_shards)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=s.data.num_workers, pin_memory=device.type == "cuda",

@@ -216,18 +216,27 @@ def dev_pass(run: Run, entry: dict) -> bool:
     dev_utts = run.data.dev_utts
     improved = not dev_utts
     if dev_utts and (epoch % s.trainer.eval_every_epochs == 0 or epoch == s.trainer.max_epochs):
-        dev = evaluate(run.model, run.data.tokenizer, dev_utts, out_dir=None,
-                       max_batch_duration_s=s.data.max_batch_duration_s, device=run.device,
-                       rank=run.world.rank, world_size=run.world.size,  # sharded, gathered
-                       decoder=run.dev_decoder)
+        dev = _score_dev(run, dev_utts)
         entry.update(dev_wer=dev["wer"], dev_cer=dev["cer"])
+        if run.data.dev_sets:  # a list of dev sets: each one's WER too (the best epoch is chosen on all)
+            entry["dev_sets"] = {name: {k: v for k, v in _score_dev(run, utts).items() if k in ("wer", "cer")}
+                                 for name, utts in run.data.dev_sets}
         if run.writer is not None:
             run.writer.add_scalar("dev/wer", dev["wer"], epoch)
             run.writer.add_scalar("dev/cer", dev["cer"], epoch)
+            for i, scores in enumerate(entry.get("dev_sets", {}).values()):
+                run.writer.add_scalar(f"dev/wer_set{i}", scores["wer"], epoch)
         improved = dev["wer"] < run.state.best_wer
     if run.writer is not None:
         run.writer.add_scalar("train/epoch_loss", entry["train_loss"], epoch)
     return improved
+
+
+def _score_dev(run: Run, utts: list) -> dict:
+    """The model's dev summary on ``utts`` (sharded over the ranks and gathered)."""
+    s = run.settings
+    return evaluate(run.model, run.data.tokenizer, utts, out_dir=None, max_batch_duration_s=s.data.max_batch_duration_s,
+                    device=run.device, rank=run.world.rank, world_size=run.world.size, decoder=run.dev_decoder)
 
 
 def save(run: Run, entry: dict, improved: bool) -> None:
@@ -243,9 +252,11 @@ def save(run: Run, entry: dict, improved: bool) -> None:
     _save_checkpoint(run)
     if run.world.is_main:
         write_history(run.run_dir / "train_log.jsonl", run.history)
-    log.info("epoch %d/%d  loss %.4f  dev WER %s  CER %s  lr %.2e  %.0f audio-s/s  %.0f s%s",
+    sets = "".join(f"  [{'/'.join(Path(name).parts[-2:])} {format_pct(v['wer'])}]"
+                   for name, v in entry.get("dev_sets", {}).items())
+    log.info("epoch %d/%d  loss %.4f  dev WER %s  CER %s%s  lr %.2e  %.0f audio-s/s  %.0f s%s",
              entry["epoch"], s.trainer.max_epochs, entry["train_loss"], format_pct(entry.get("dev_wer")),
-             format_pct(entry.get("dev_cer")), entry["lr"], entry["train_audio_s_per_s"], entry["epoch_seconds"],
+             format_pct(entry.get("dev_cer")), sets, entry["lr"], entry["train_audio_s_per_s"], entry["epoch_seconds"],
              "  (best)" if improved else "")
 
 
@@ -262,6 +273,9 @@ def finish(run: Run) -> dict:
                "train_audio_s_per_s": _mean([h["train_audio_s_per_s"] for h in history]),
                "train_minutes": sum(h["epoch_seconds"] for h in history) / 60,
                "skipped_batches": state.skipped_batches, "oom_splits": state.oom_splits}
+    best = next((h for h in history if h["epoch"] == state.best_epoch), {})
+    if "dev_sets" in best:
+        summary["best_dev_sets"] = best["dev_sets"]
     if s.trainer.average_last > 1 and run.world.is_main:
         summary.update(_average_last(run))
     if run.world.is_main:

@@ -120,3 +120,55 @@ def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
     (u,) = read_manifest(m)
     assert u.audio_path == str((tmp_path / "sub" / "audio" / "x.flac").resolve())
     assert (u.duration_s, u.text, u.utt_id) == (1.5, "yes", "audio/x.flac")
+
+
+def _items(sampler, epoch):
+    sampler.set_epoch(epoch)
+    return sorted(k for b in sampler for k in b)
+
+
+def test_sampling_weights_repeat_or_subsample_each_utterance_per_seeded_epoch():
+    durs = [1.0 + 0.01 * i for i in range(200)]
+    plain = DurationBatchSampler(durs, 8.0, seed=3)
+    ones = DurationBatchSampler(durs, 8.0, seed=3, weights=[1.0] * 200)
+    plain.set_epoch(2), ones.set_epoch(2)
+    assert list(ones) == list(plain)  # weight 1 everywhere is the unweighted plan
+    twice = DurationBatchSampler(durs, 8.0, seed=3, weights=[2.0] * 100 + [0.5] * 100)
+    epoch0, epoch1 = _items(twice, 0), _items(twice, 1)
+    assert [epoch0.count(i) for i in range(100)] == [2] * 100  # weight 2: every utterance twice
+    halves = [i for i in epoch0 if i >= 100]
+    assert 35 <= len(halves) <= 65 and len(set(halves)) == len(halves)  # weight 0.5: about half, once each
+    assert halves != [i for i in epoch1 if i >= 100]  # another half next epoch
+    assert _items(DurationBatchSampler(durs, 8.0, seed=3, weights=[2.0] * 100 + [0.5] * 100), 0) == epoch0
+
+
+def test_weighted_copies_are_tagged_so_each_hears_its_own_augmentation():
+    from asr.data.augment import utterance_rng
+
+    s = DurationBatchSampler([1.0, 1.1], 10.0, seed=0, tag_epoch=True, weights=[2.0, 1.0])
+    s.set_epoch(4)
+    keys = sorted(k for b in s for k in b)
+    assert keys == [(0, 4), (0, 4, 1), (1, 4)]
+    first, again = utterance_rng(0, 4, 0).random(), utterance_rng(0, 4, 0, 1).random()
+    assert first == utterance_rng(0, 4, 0, 0).random() and first != again  # copy 0 draws what it always drew
+
+
+def test_weighted_plan_is_shared_by_ranks_and_resumes_mid_epoch():
+    durs = [1.0 + 0.03 * (i % 17) for i in range(60)]
+    w = [1.5] * 30 + [0.7] * 30
+    single = DurationBatchSampler(durs, 8.0, seed=5, weights=w)
+    ranks = [DurationBatchSampler(durs, 4.0, seed=5, rank=r, world_size=2, weights=w) for r in range(2)]
+    assert sorted(_items(ranks[0], 1) + _items(ranks[1], 1)) == sorted(
+        k for b in (single.set_epoch(1) or single) if len(b) >= 2 for k in b)
+    run = DurationBatchSampler(durs, 4.0, seed=5, weights=w)
+    run.set_epoch(2)
+    it = iter(run)
+    head = [next(it) for _ in range(3)]
+    again = DurationBatchSampler(durs, 4.0, seed=5, weights=w)
+    again.load_state_dict(run.state_dict())
+    again.set_epoch(2)
+    full = DurationBatchSampler(durs, 4.0, seed=5, weights=w)
+    full.set_epoch(2)
+    assert head + list(again) == list(full)
+    with pytest.raises(ValueError, match="one positive weight per utterance"):
+        DurationBatchSampler(durs, 4.0, weights=[1.0] * 59)

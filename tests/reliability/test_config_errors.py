@@ -45,6 +45,8 @@ CASES = [
     ("trainer.max_epochs=0", "trainer.max_epochs", "must be > 0"),
     ("trainer.checkpoint_every_steps=-1", "trainer.checkpoint_every_steps", "must be >= 0"),
     ("trainer.max_nonfinite_steps=-1", "trainer.max_nonfinite_steps", "must be >= 0"),
+    ("data.train_weights=[1,2]", "data.train_weights", "2 weight(s) for 1 data.train_manifest"),
+    ("data.train_weights=[0]", "data.train_weights", "in (0, 100]"),
     ("+optim._target_=os.system", "optim._target_", "a _target_ must name asr.*"),
 ]
 

@@ -157,3 +157,35 @@ def test_average_state_dicts_hand_built():
     assert out["w"].tolist() == [2.0, 4.0] and out["n"].item() == 4  # integers come from the last state
     with pytest.raises(ModelFileError, match="b.pt"):
         average_state_dicts([states[0], {"w": torch.zeros(3), "n": torch.tensor(1)}], ["a.pt", "b.pt"])
+
+
+def test_two_weighted_corpora_train_together_and_each_dev_set_is_scored(tmp_path, caplog):
+    import logging
+
+    from conftest import TONE_TEXTS, write_tone_corpus
+
+    a = write_tone_corpus(tmp_path / "a", TONE_TEXTS[:4], name="a")
+    b = write_tone_corpus(tmp_path / "b", TONE_TEXTS[4:], name="b", seed=1)
+    s = tiny_settings(a, max_epochs=3)
+    s = dataclasses.replace(s, data=dataclasses.replace(s.data, train_manifest=[str(a), str(b)],
+                                                        train_weights=[1.0, 2.0], dev_manifest=[str(a), str(b)]))
+    seen = []
+    import asr.training.inputs
+
+    real = asr.training.inputs.collate
+    asr.training.inputs.collate = lambda items: seen.append([it["utt_id"] for it in items]) or real(items)
+    try:
+        with caplog.at_level(logging.INFO, logger="asr.training"):
+            summary = train(s, tmp_path / "run")
+    finally:
+        asr.training.inputs.collate = real
+    ids = [u for batch in seen for u in batch]
+    from_b = sum(u.startswith("audio/b_") for u in ids)
+    assert len(ids) == 3 * (4 + 2 * 4) and from_b == 3 * 8  # corpus b, weight 2: twice per epoch
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    sets = log[-1]["dev_sets"]
+    assert list(sets) == [str(a), str(b)]
+    low, high = sorted(v["wer"] for v in sets.values())
+    assert low <= log[-1]["dev_wer"] <= high  # the best epoch is chosen on both sets together
+    assert summary["best_dev_sets"] == next(e["dev_sets"] for e in log if e["epoch"] == summary["best_epoch"])
+    assert any(f"train corpus {b}: weight 2" in r.getMessage() for r in caplog.records)
