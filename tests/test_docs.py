@@ -2,7 +2,7 @@
 
 A command line is any shell segment in a fenced code block, or an inline code span, that starts with
 ``asr-<cmd>``, ``asr <cmd>``, ``python -m asr ...``, ``torchrun ... -m asr <cmd>``, a recipe's ``run.sh`` /
-``size_sweep.sh`` or ``sbatch recipes/slurm/train.sbatch`` (whose extra arguments are ``asr-train``
+``size_sweep.sh`` / ``ablation.sh`` or ``sbatch recipes/slurm/train.sbatch`` (whose extra arguments are ``asr-train``
 overrides). Shell variables assigned earlier in the same code block are expanded (``e=recipes/an4/exp``,
 ``lex="decoder.lexicon=..."``), a ``for x in a b`` loop variable takes its first value, ``\\`` continuations
 are joined, ``<placeholder>`` and ``...`` stand for values the reader fills in, and a multirun's
@@ -122,7 +122,7 @@ def _classify(words: list[str]) -> tuple[str, list[str]] | None:
         i = words.index("-m")
         if words[i + 1:i + 2] == ["asr"] and len(words) > i + 2:
             return words[i + 2], words[i + 3:]
-    m = re.fullmatch(r"recipes/(\w+)/(run|size_sweep)\.sh", head)
+    m = re.fullmatch(r"recipes/(\w+)/(run|size_sweep|ablation)\.sh", head)
     if m and m.group(1) in RECIPE_DATA:
         return "recipe", [f"data={RECIPE_DATA[m.group(1)]}", *_recipe_overrides(words[1:])]
     if head == "sbatch" and any(w.endswith("recipes/slurm/train.sbatch") for w in words):

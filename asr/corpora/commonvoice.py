@@ -30,6 +30,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from asr.data.audio import AudioError, check_sample_rate
 from asr.data.manifest import write_prepared
 from asr.data.text import normalize_text
 
@@ -119,7 +120,8 @@ def _row_record(row: dict, clips_dir: Path, normalize: bool) -> dict | str:
         return f"clip {audio} not found"
     try:
         info = sf.info(str(audio))
-    except (RuntimeError, sf.LibsndfileError) as err:
+        check_sample_rate(audio, info.samplerate)
+    except (RuntimeError, sf.LibsndfileError, AudioError) as err:
         return f"cannot read clip {audio} ({str(err).splitlines()[0]})"
     if info.frames <= 0 or info.samplerate <= 0:
         return f"clip {audio} has no samples"

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from asr.data.audio import AudioError, check_sample_rate
 from asr.data.manifest import write_prepared
 from asr.data.text import normalize_text
 from asr.fileio import atomic_open
@@ -148,7 +149,8 @@ def _duration(path: Path, where: str, cache: dict[Path, float]) -> float:
     if path not in cache:
         try:
             info = sf.info(str(path))
-        except (RuntimeError, sf.LibsndfileError) as err:
+            check_sample_rate(path, info.samplerate)
+        except (RuntimeError, sf.LibsndfileError, AudioError) as err:
             raise KaldiError(f"{where}: cannot read {path} ({err})") from None
         cache[path] = info.frames / info.samplerate
     return cache[path]

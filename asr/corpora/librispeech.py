@@ -33,6 +33,7 @@ from pathlib import Path
 import soundfile as sf
 
 from asr.corpora.download import DownloadError, download_file, extract_tar
+from asr.data.audio import AudioError, check_sample_rate
 from asr.data.manifest import write_prepared
 from asr.data.text import normalize_text
 
@@ -247,7 +248,8 @@ def _chapter_records(trans: Path, listed: set[Path], skipped: list[str]) -> list
             continue
         try:
             info = sf.info(str(audio))
-        except (RuntimeError, sf.LibsndfileError) as err:
+            check_sample_rate(audio, info.samplerate)
+        except (RuntimeError, sf.LibsndfileError, AudioError) as err:
             skipped.append(f"{where}: cannot read {audio} ({err})")
             continue
         if info.frames <= 0:

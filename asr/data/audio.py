@@ -27,6 +27,20 @@ class AudioError(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
+# sample rates a recording can have; a header outside says something else (a broken or hostile file): at 2 Hz
+# a 32 kB file would claim hours of audio and resample to gigabytes
+MIN_SAMPLE_RATE_HZ = 1000
+MAX_SAMPLE_RATE_HZ = 768_000
+
+
+def check_sample_rate(path: str | os.PathLike, sr) -> int:
+    """``sr`` as an int, or :class:`AudioError` when it is not a rate audio is recorded at."""
+    if not (isinstance(sr, (int, float)) and math.isfinite(sr) and MIN_SAMPLE_RATE_HZ <= sr <= MAX_SAMPLE_RATE_HZ):
+        raise AudioError(path, f"sample rate {sr} Hz in the header is outside {MIN_SAMPLE_RATE_HZ}-"
+                               f"{MAX_SAMPLE_RATE_HZ} Hz: not a recording (a damaged or mislabelled file?)")
+    return int(sr)
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """Header facts of an audio file, read without decoding the samples."""
@@ -50,7 +64,9 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     _check_file(path)
     try:
         info = sf.info(str(path))
-        return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+        return AudioInfo(check_sample_rate(path, info.samplerate), int(info.frames), int(info.channels))
+    except AudioError:
+        raise
     except Exception:  # noqa: BLE001 - fall through to the slower decoder
         samples, sr = _decode_librosa(path)
         return AudioInfo(sr, samples.shape[-1], 1)
@@ -75,7 +91,7 @@ def load_audio(path: str | os.PathLike, sample_rate_hz: int, *, offset_s: float 
     _check_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
-            sr = f.samplerate
+            sr = check_sample_rate(path, f.samplerate)
             start = int(round(offset_s * sr))
             if start:
                 f.seek(min(start, f.frames))
@@ -127,9 +143,7 @@ def _decode_librosa(path, offset_s: float = 0.0, duration_s: float | None = None
                                        duration=duration_s, dtype=np.float32)
     except Exception as err:  # noqa: BLE001 - any decoder failure becomes our error
         raise AudioError(path, _short(err)) from None
-    if not math.isfinite(float(sr)) or sr <= 0:
-        raise AudioError(path, f"invalid sample rate {sr}")
-    return samples, int(sr)
+    return samples, check_sample_rate(path, sr)
 
 
 def _short(err: BaseException) -> str:

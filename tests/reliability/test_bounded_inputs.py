@@ -31,7 +31,9 @@ class LoudIsA(torch.nn.Module):
     def forward(self, wave, wave_lens):
         lengths = self.features.output_lengths(wave_lens)
         hop = int(self.features.config.sample_rate_hz * self.features.config.output_frame_shift_s)
-        frames = wave[:, : int(lengths.max()) * hop].reshape(len(wave), -1, hop).abs().amax(-1)  # (B, T)
+        need = int(lengths.max()) * hop  # the last frame may reach past the samples (centred framing)
+        wave = torch.nn.functional.pad(wave, (0, max(0, need - wave.shape[1])))
+        frames = wave[:, :need].reshape(len(wave), -1, hop).abs().amax(-1)  # (B, T)
         sym = torch.where(frames > 0.1, 2, 1)  # (B, T)
         return torch.nn.functional.one_hot(sym, 3).float().mul(20).log_softmax(-1), lengths
 
@@ -107,3 +109,14 @@ def test_a_segment_past_the_end_of_its_audio_is_reported_not_read(tmp_path):
     assert recs["late"]["text"] is None and "after the end" in recs["late"]["error"]
     assert recs["cut"]["text"] is not None and recs["cut"]["duration"] == pytest.approx(2.0, abs=0.01)
     assert "warning" in recs["cut"] and summary["failed"] == 1
+
+
+@pytest.mark.parametrize("rate", [2, 999, 16_777_216])
+def test_a_header_sample_rate_no_recording_has_is_refused_before_any_resampling(tmp_path, rate):
+    from asr.data.audio import AudioError, audio_info, load_audio
+
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(32000, dtype=np.float32), rate, subtype="PCM_16")  # at 2 Hz: 4.4 hours "of audio"
+    for read in (audio_info, lambda p: load_audio(p, SR)):
+        with pytest.raises(AudioError, match=f"sample rate {rate} Hz in the header is outside 1000-768000 Hz"):
+            read(path)
