@@ -1,8 +1,9 @@
 """Run the reliability suite (tests/reliability, slow tests included) and print its figures.
 
-The tests record what they tried and what happened (``record_property``); this script runs
-them with a JUnit XML report, adds the figures up, and prints the table of docs/reliability.md as
-Markdown followed by one JSON object::
+The tests record what they tried and what happened (``record_property``; ``tests/conftest.py``
+watches every command they run for tracebacks); this script runs them with a JUnit XML report and prints
+the table of docs/reliability.md as Markdown followed by one JSON object: cases tried (a test that tries
+several kinds of input counts each kind), tracebacks, hangs, files lost, code executed::
 
     python benchmarks/reliability.py
 """
@@ -21,7 +22,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_suite() -> tuple[Counter, dict]:
+BOUND_S = 300.0  # a case that runs longer than this counts as a hang (every command in it has its own timeout)
+AREAS = {  # test module -> what its cases try
+    "test_validate": "bad manifest lines and audio files (`asr validate`, training)",
+    "test_untrusted_files": "bad or malicious model files and configs read back",
+    "test_broken_models": "models with non-finite weights or degenerate statistics",
+    "test_config_errors": "config errors on the command line",
+    "test_bounded_inputs": "impossible durations, offsets and sample rates",
+    "test_bounded_properties": "manifest fields and audio headers drawn by hypothesis (10 s, 2 GB bounds)",
+    "test_fuzz": "random bytes and values into parsers, audio loading and decoding",
+    "test_no_loss": "runs into directories and files that hold results",
+    "test_os_errors": "read-only and full disks, long names, missing permissions",
+    "test_output_escaping": "file names and values that break output formats",
+    "test_provenance": "resuming onto another job's output",
+    "test_training_faults": "non-finite steps, out of memory, divergence",
+    "test_crash_safety": "`kill -9` mid-run, then resumed",
+}
+
+
+def run_suite() -> tuple[list[dict], dict]:
+    """One record per test case (module, kinds tried, properties, seconds, outcome) and the run's totals."""
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "junit.xml"
         t0 = time.perf_counter()
@@ -33,52 +53,58 @@ def run_suite() -> tuple[Counter, dict]:
             sys.exit(f"pytest did not run:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
         suite = ET.parse(xml).getroot()
         suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-    figures: Counter = Counter()
-    for prop in suite.iter("property"):
+    cases = [_case(tc) for tc in suite.iter("testcase")]
+    run = {"tests": len(cases), "failed": sum(c["failed"] for c in cases), "seconds": round(seconds, 1),
+           "returncode": r.returncode}
+    return cases, run
+
+
+def _case(tc) -> dict:
+    props: Counter = Counter()
+    for prop in tc.iter("property"):
         try:
-            figures[prop.get("name")] += int(float(prop.get("value")))
+            props[prop.get("name")] += int(float(prop.get("value")))
         except ValueError:  # plugins (hypothesis) add text properties of their own
             continue
-    run = {"tests": int(suite.get("tests")), "failures": int(suite.get("failures")),
-           "errors": int(suite.get("errors")), "skipped": int(suite.get("skipped")), "seconds": round(seconds, 1),
-           "returncode": r.returncode}
-    return figures, run
+    failure = next((x for x in tc if x.tag in ("failure", "error")), None)
+    text = "" if failure is None else (failure.get("message") or "") + (failure.text or "")
+    kinds = sum(v for k, v in props.items() if k.endswith("_kinds")) or 1
+    return {"module": tc.get("classname", "").rsplit(".", 1)[-1], "kinds": kinds, "props": props,
+            "seconds": float(tc.get("time") or 0), "failed": failure is not None,
+            "timed_out": "TimeoutExpired" in text or "Timeout" in text}
 
 
-def table(f: Counter, run: dict) -> str:
-    ok = run["failures"] == 0 and run["errors"] == 0
-    rows = [
-        ("bad manifest lines and audio files (`asr-validate`, training)",
-         f"{f['bad_input_kinds']} kinds", f"all reported by line and path; crashes {f['crashes']}, "
-                                          f"files lost {f['files_lost']}"),
-        ("bad or malicious model files", f"{f['bad_model_kinds']} kinds",
-         f"{f['bad_models_refused']} refused with the file named; code executed {f['code_executed']}"),
-        ("config errors", f"{f['config_errors_named']} cases",
-         f"{f['config_errors_named']} name the key and the allowed values"),
-        ("random bytes into `load_audio` / `audio_info`", f"{f['fuzz_audio_files']} files",
-         "only `AudioError` raised"),
-        ("non-finite loss or gradient steps", f"{f['nonfinite_steps_skipped']} injected",
-         f"{f['nonfinite_steps_skipped']} skipped, counted, utterances named"),
-        ("out of memory on a batch", f"{f['oom_batches_split']} injected",
-         f"{f['oom_batches_split']} batches split and retried; training completed"),
-        ("`kill -9` mid-epoch, `asr-train` resumed", "1",
-         f"final weights equal: {'yes' if f['kill9_train_resumed_equal'] else 'no'}; checkpoint read "
-         f"{f['kill9_train_checkpoint_loads']} times while being rewritten, never unloadable"),
-        ("`kill -9` mid-run, `asr-transcribe` resumed", "1",
-         f"output identical: {'yes' if f['kill9_transcribe_resumed_equal'] else 'no'}"),
-    ]
-    lines = ["| what was tried | how many | outcome |", "|---|---:|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    lines.append(f"\n{run['tests']} tests in tests/reliability, {run['failures'] + run['errors']} failed "
-                 f"({'all passed' if ok else 'NOT all passed'}), {run['seconds']:.0f} s.")
+def totals(cases: list[dict]) -> dict:
+    """The four numbers the table leads with, plus what was counted."""
+    p: Counter = sum((c["props"] for c in cases), Counter())
+    return {"cases": sum(c["kinds"] for c in cases),
+            "tracebacks": p["tracebacks"] + p["crashes"],
+            "hangs": sum(c["seconds"] > BOUND_S or c["timed_out"] for c in cases),
+            "files_lost": p["files_lost"] + sum(c["failed"] for c in cases if c["module"] == "test_no_loss"),
+            "code_executed": p["code_executed"], "commands_run": p["commands_run"],
+            "slowest_case_s": round(max((c["seconds"] for c in cases), default=0.0), 1), "figures": dict(p)}
+
+
+def table(cases: list[dict], run: dict) -> str:
+    t = totals(cases)
+    lines = ["| what was tried | cases | failed | slowest (s) |", "|---|---:|---:|---:|"]
+    for module, what in AREAS.items():
+        mine = [c for c in cases if c["module"] == module]
+        if mine:
+            lines.append(f"| {what} | {sum(c['kinds'] for c in mine)} | {sum(c['failed'] for c in mine)} | "
+                         f"{max(c['seconds'] for c in mine):.1f} |")
+    lines.append(f"\n{t['cases']} cases in {run['tests']} tests ({t['commands_run']} commands run as a user runs "
+                 f"them): {t['tracebacks']} tracebacks, {t['hangs']} hangs (a case over {BOUND_S:.0f} s, or a "
+                 f"command past its timeout), {t['files_lost']} files lost or overwritten, {t['code_executed']} "
+                 f"code executed from model files; {run['failed']} tests failed; {run['seconds']:.0f} s.")
     return "\n".join(lines)
 
 
 def main() -> None:
-    figures, run = run_suite()
-    print(table(figures, run))
-    print(json.dumps({"figures": dict(sorted(figures.items())), "run": run}))
-    sys.exit(0 if run["failures"] == 0 and run["errors"] == 0 else 1)
+    cases, run = run_suite()
+    print(table(cases, run))
+    print(json.dumps({**totals(cases), "run": run}))
+    sys.exit(0 if run["failed"] == 0 else 1)
 
 
 if __name__ == "__main__":

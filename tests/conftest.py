@@ -77,3 +77,35 @@ def train_tone_model(root: Path) -> tuple[Path, Path]:
     manifest = write_tone_corpus(root / "corpus", TONE_TEXTS)
     assert train(tiny_settings(manifest), root / "run")["best_dev_wer"] == 0.0
     return root / "run" / "model.pt", manifest
+
+
+TRACEBACK = "Traceback (most recent call last)"
+
+
+@pytest.fixture(autouse=True)
+def watch_commands(request, monkeypatch, record_property):
+    """In tests/reliability: count the commands a test runs and those that printed a Python traceback.
+
+    ``benchmarks/reliability.py`` adds these up (``commands_run``, ``tracebacks``), so a command that fails
+    with a traceback is counted even where a test only checks its exit status.
+    """
+    if "reliability" not in request.node.path.parts:
+        yield
+        return
+    import subprocess
+
+    real = subprocess.run
+    seen = {"commands_run": 0, "tracebacks": 0}
+
+    def run(*args, **kwargs):
+        done = real(*args, **kwargs)
+        seen["commands_run"] += 1
+        out = "".join(x if isinstance(x, str) else x.decode(errors="replace")
+                      for x in (done.stdout, done.stderr) if x is not None)
+        seen["tracebacks"] += TRACEBACK in out
+        return done
+
+    monkeypatch.setattr(subprocess, "run", run)
+    yield
+    for name, value in seen.items():
+        record_property(name, value)
