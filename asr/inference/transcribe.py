@@ -74,14 +74,21 @@ def provenance(model: torch.nn.Module, input_path: str | Path, inputs: Inputs) -
     files = hashlib.sha256()
     for u in inputs.utts:
         files.update(f"{u.utt_id}\t{Path(u.audio_path).resolve()}\n".encode())
+    return {"inputs": {"source": str(Path(input_path).resolve()), "files": len(inputs.utts),
+                       "fingerprint": files.hexdigest()},
+            "model": {"fingerprint": model_fingerprint(model)}}
+
+
+def model_fingerprint(model) -> str:
+    """SHA-256 of a torch model's state dict (names, dtypes, shapes, values), or an ONNX export's file bytes."""
+    if hasattr(model, "fingerprint"):  # asr.inference.onnx_runtime.OnnxRecognizer
+        return model.fingerprint()
     weights = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         t = t.detach().cpu().contiguous()
         weights.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
         weights.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return {"inputs": {"source": str(Path(input_path).resolve()), "files": len(inputs.utts),
-                       "fingerprint": files.hexdigest()},
-            "model": {"fingerprint": weights.hexdigest()}}
+    return weights.hexdigest()
 
 
 def _check_provenance(output: str | Path, record_log: TranscriptLog, inputs: Inputs, job: dict) -> None:
