@@ -46,7 +46,7 @@ class EvaluateConfig:
     model: str  # a model file (model.pt from a training run), or an asr export .onnx with runtime=onnx
     data: EvaluateData
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    runtime: str = "torch"  # torch (model.pt) | onnx (an asr export file, on the CPU with onnxruntime)
+    runtime: str = "torch"  # torch | torch-int8 (model.pt, int8 on the CPU) | onnx (an asr export file, CPU)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads (torch's or onnxruntime's); 0: the cores that are free right now
     overwrite: bool = False  # replace report.txt, summary.json, hyps.jsonl from another model or manifest
@@ -87,7 +87,7 @@ class TranscribeConfig:
     long_audio: WindowConfig = field(default_factory=WindowConfig)  # longer files go in overlapping windows
     subtitles: SubtitleConfig = field(default_factory=SubtitleConfig)  # SRT/VTT cues
     decoder: DecoderConfig = field(default_factory=DecoderConfig)  # greedy only: timestamps come from its path
-    runtime: str = "torch"  # torch (model.pt) | onnx (an asr export file, on the CPU with onnxruntime)
+    runtime: str = "torch"  # torch | torch-int8 (model.pt, int8 on the CPU) | onnx (an asr export file, CPU)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads (torch's or onnxruntime's); 0: the cores that are free right now
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise

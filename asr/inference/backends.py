@@ -1,17 +1,21 @@
-"""Which code runs a model at inference: torch on a model file (the default), or onnxruntime on an export.
+"""Which code runs a model at inference: torch on a model file (the default), torch with int8 weights, or
+onnxruntime on an ``asr export`` file.
 
-Both give an object called as ``model(wave: (B, S), wave_lens: (B,))`` → ``(log_probs: (B, T, V),
+Each gives an object called as ``model(wave: (B, S), wave_lens: (B,))`` → ``(log_probs: (B, T, V),
 lengths: (B,))`` with ``model.features.config``, so transcription and evaluation do not care which.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 from asr.models.checkpoint import ModelFileError
 
-RUNTIMES = ("torch", "onnx")  # torch: model.pt (training's format); onnx: an `asr export` file
+# torch: model.pt as trained; torch-int8: the same file with torch's dynamic int8 recurrent and dense layers,
+# quantized when loaded (CPU); onnx: an `asr export` file (float32 or int8) in onnxruntime (CPU)
+RUNTIMES = ("torch", "torch-int8", "onnx")
 
 
 def _is_zip(path: Path) -> bool:
@@ -25,14 +29,15 @@ def _is_zip(path: Path) -> bool:
 
 def device_for(runtime: str, device: str) -> str:
     """onnxruntime runs on the CPU: ``device=auto`` means cpu there (an explicit GPU is refused by ``model.to``)."""
-    return "cpu" if runtime == "onnx" and device == "auto" else device
+    return "cpu" if runtime != "torch" and device == "auto" else device
 
 
 def load_recognizer(path: str | os.PathLike, runtime: str = "torch", threads: int = 0):
     """``(model, tokenizer)`` for inference with ``runtime`` (one of :data:`RUNTIMES`).
 
     Args:
-        path: a model file (``runtime="torch"``) or an ``asr export`` ``.onnx`` file (``runtime="onnx"``).
+        path: a model file (``runtime="torch"`` or ``"torch-int8"``) or an ``asr export`` ``.onnx`` file
+            (``runtime="onnx"``).
         threads: onnxruntime's intra-op threads (torch's are set process-wide by :func:`asr.runtime.setup_threads`).
 
     Raises:
@@ -54,4 +59,36 @@ def load_recognizer(path: str | os.PathLike, runtime: str = "torch", threads: in
     from asr.models.checkpoint import load_model
 
     model, tokenizer, _ = load_model(path, map_location="cpu")
-    return model, tokenizer
+    return (model if runtime == "torch" else quantize_torch(model)), tokenizer
+
+
+def quantize_torch(model):
+    """``model`` with torch's dynamic int8 GRU/LSTM and dense layers (weights int8, activations quantized per call).
+
+    Activations get one scale per call over the whole batch, so unlike the float model an
+    utterance's posteriors depend slightly on what it is batched with. The result keeps the float
+    model's fingerprint (with an ``int8`` mark) for transcription provenance: its packed weights
+    are not tensors.
+    """
+    import torch
+    from torch import nn
+
+    digest = hashlib.sha256(f"{model_fingerprint(model)}:torch-int8".encode()).hexdigest()
+    quantized = torch.ao.quantization.quantize_dynamic(model, {nn.GRU, nn.LSTM, nn.Linear}, dtype=torch.qint8)
+    quantized.fingerprint = lambda: digest
+    return quantized.eval()
+
+
+def model_fingerprint(model) -> str:
+    """SHA-256 of a torch model's state dict (names, dtypes, shapes, values), or the model's own ``fingerprint()``
+    (an ONNX export's file bytes, a quantized model's float weights)."""
+    import torch
+
+    if hasattr(model, "fingerprint"):
+        return model.fingerprint()
+    weights = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        weights.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        weights.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return weights.hexdigest()

@@ -40,6 +40,7 @@ from asr.data.manifest import Utterance
 from asr.data.tokenizer import CharTokenizer
 from asr.decoding.alignment import Word, best_path, words_from_path
 from asr.fileio import atomic_write_text
+from asr.inference.backends import model_fingerprint
 from asr.inference.evaluate import Hypothesis, score
 from asr.inference.outputs import (
     FORMATS,
@@ -77,18 +78,6 @@ def provenance(model: torch.nn.Module, input_path: str | Path, inputs: Inputs) -
     return {"inputs": {"source": str(Path(input_path).resolve()), "files": len(inputs.utts),
                        "fingerprint": files.hexdigest()},
             "model": {"fingerprint": model_fingerprint(model)}}
-
-
-def model_fingerprint(model) -> str:
-    """SHA-256 of a torch model's state dict (names, dtypes, shapes, values), or an ONNX export's file bytes."""
-    if hasattr(model, "fingerprint"):  # asr.inference.onnx_runtime.OnnxRecognizer
-        return model.fingerprint()
-    weights = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        weights.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
-        weights.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return weights.hexdigest()
 
 
 def _check_provenance(output: str | Path, record_log: TranscriptLog, inputs: Inputs, job: dict) -> None:

@@ -13,7 +13,7 @@ from asr.config.schema import ModelConfig
 from asr.data.manifest import read_manifest
 from asr.fileio import WouldReplace
 from asr.frontend.features import FeatureConfig
-from asr.inference.backends import load_recognizer
+from asr.inference.backends import load_recognizer, model_fingerprint
 from asr.inference.evaluate import recognize, score
 from asr.inference.export import card_path, export_onnx
 from asr.inference.onnx_runtime import OnnxRecognizer
@@ -95,7 +95,7 @@ def test_metadata_describes_the_model_and_is_validated_when_read(tmp_path):
         assert "bad.onnx" in str(err.value)
 
 
-def test_trained_model_onnx_transcripts_equal_torch_and_int8_keeps_them(tmp_path):
+def test_trained_model_onnx_and_int8_transcripts_equal_torch(tmp_path):
     model_file, manifest = train_tone_model(tmp_path)
     utts = read_manifest(manifest)
     torch_model, tokenizer = load_recognizer(model_file)
@@ -106,6 +106,11 @@ def test_trained_model_onnx_transcripts_equal_torch_and_int8_keeps_them(tmp_path
         hyps = recognize(onnx_model, tokenizer, utts)
         assert [h.text for h in hyps] == want, name
         assert score(utts, hyps)[0]["wer"] == 0.0
+    int8_model, _ = load_recognizer(model_file, runtime="torch-int8")
+    assert [h.text for h in recognize(int8_model, tokenizer, utts)] == want
+    # provenance tells the int8 model from the float one, and knows it again when reloaded
+    assert model_fingerprint(int8_model) != model_fingerprint(torch_model)
+    assert model_fingerprint(int8_model) == model_fingerprint(load_recognizer(model_file, runtime="torch-int8")[0])
     ops = {n.op_type for n in onnx.load(str(tmp_path / "m.int8.onnx")).graph.node}
     assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops  # the LSTM layers run in int8
     rnn_weights = sum(t.numel() for k, t in torch_model.state_dict().items() if "_rnn.weight" in k)
