@@ -210,6 +210,7 @@ class ExportConfig:
     format: str = "onnx"  # onnx (the only format so far)
     int8: bool = False  # onnxruntime dynamic quantization: int8 weights in LSTM and dense layers (not GRU's)
     card: bool = True  # write the model card beside the export
+    test: str | None = None  # a manifest to score the export on (greedy WER/CER) for its model card
     overwrite: bool = False  # replace an existing out (and its card)
 
     def __post_init__(self):

@@ -180,15 +180,19 @@ def card_path(out: str | os.PathLike) -> Path:
 
 
 def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike, *, int8: bool = False,
-                overwrite: bool = False, card: bool = True) -> dict:
+                overwrite: bool = False, card: bool = True, test_manifest: str | os.PathLike | None = None) -> dict:
     """Export ``model_file`` (an asr model file) to ONNX at ``out``, with its model card beside it.
+
+    With ``test_manifest``, the export itself is scored on it (greedy decoding) and the card
+    quotes its WER and CER.
 
     The export is checked before it is kept: onnxruntime must reproduce torch's log-posteriors
     on a padded two-utterance batch within :data:`CHECK_TOLERANCE` (fp32; an int8 export only
     has to run with the same shapes, its accuracy is measured by ``benchmarks/onnx_int8.py``).
 
     Returns:
-        What was written: ``{"onnx", "card", "bytes", "max_abs_diff", "int8"}``.
+        What was written: ``{"onnx", "card", "bytes", "max_abs_diff", "int8"}``, and ``"test"`` (manifest,
+        WER, CER, utterances) with ``test_manifest``.
 
     Raises:
         ModelFileError: ``model_file`` is not a loadable model file.
@@ -217,10 +221,23 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike, *, int8: 
         for p in (tmp, tmp_q):
             p.unlink(missing_ok=True)
     result = {"onnx": str(out), "bytes": out.stat().st_size, "max_abs_diff": diff, "int8": int8}
+    if test_manifest is not None:
+        result["test"] = score_export(out, test_manifest)
     if card:
         atomic_write_text(card_path(out), model_card(model, bundle, model_file, result))
         result["card"] = str(card_path(out))
     return result
+
+
+def score_export(path: Path, manifest: str | os.PathLike) -> dict:
+    """Greedy WER/CER of the export at ``path`` on ``manifest``, run by onnxruntime as users will run it."""
+    from asr.data.manifest import read_manifest
+    from asr.inference.evaluate import recognize, score
+
+    onnx_model = OnnxRecognizer(path)
+    utts = read_manifest(manifest)
+    summary, _ = score(utts, recognize(onnx_model, onnx_model.tokenizer, utts))
+    return {"manifest": str(manifest), "wer": summary["wer"], "cer": summary["cer"], "utterances": len(utts)}
 
 
 def model_card(model: Recognizer, bundle: dict, model_file: str | os.PathLike, export: dict) -> str:
@@ -248,7 +265,11 @@ def model_card(model: Recognizer, bundle: dict, model_file: str | os.PathLike, e
         f"{data.get('dev_manifest', 'not recorded')}).",
         "- **Scores recorded in the model file**: "
         + (", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()) or "none")
-        + ". Test-set WER is not stored in a model file: see the recipe's RESULTS.md.",
+        + ".",
+        "- **Test set**: " + (f"WER {100 * export['test']['wer']:.2f} %, CER {100 * export['test']['cer']:.2f} % "
+                              f"(greedy, this export in onnxruntime) on {export['test']['utterances']} utterances "
+                              f"of `{export['test']['manifest']}`." if "test" in export else
+                              "not scored at export (`test=<manifest>` scores it); see the recipe's RESULTS.md."),
         f"- **Latency class**: {latency}.",
         "- **Use**: `asr transcribe runtime=onnx model=<this file> ...`, or any ONNX runtime: inputs `wave` "
         "(float32, B x S, zero-padded, S >= metadata min_samples) and `wave_lens` (int64); outputs `log_probs` "

@@ -15,7 +15,7 @@ from asr.fileio import WouldReplace
 from asr.frontend.features import FeatureConfig
 from asr.inference.backends import load_recognizer, model_fingerprint
 from asr.inference.evaluate import recognize, score
-from asr.inference.export import card_path, export_onnx
+from asr.inference.export import ExportError, card_path, export_onnx
 from asr.inference.onnx_runtime import OnnxRecognizer
 from asr.models.acoustic import build_recognizer
 from asr.models.checkpoint import ModelFileError, model_bundle, save_model
@@ -101,7 +101,8 @@ def test_trained_model_onnx_and_int8_transcripts_equal_torch(tmp_path):
     torch_model, tokenizer = load_recognizer(model_file)
     want = [h.text for h in recognize(torch_model, tokenizer, utts)]
     for name, int8 in [("m.onnx", False), ("m.int8.onnx", True)]:
-        r = export_onnx(model_file, tmp_path / name, int8=int8)
+        r = export_onnx(model_file, tmp_path / name, int8=int8, test_manifest=manifest)
+        assert r["test"]["wer"] == 0.0 and "WER 0.00 %" in card_path(tmp_path / name).read_text()
         onnx_model, _ = load_recognizer(tmp_path / name, runtime="onnx", threads=1)
         hyps = recognize(onnx_model, tokenizer, utts)
         assert [h.text for h in hyps] == want, name
@@ -133,3 +134,12 @@ def test_export_refuses_to_replace_and_names_what_it_needs(tmp_path, capsys):
         load_recognizer(tmp_path / "m.pt", runtime="onnx")
     with pytest.raises(ModelFileError, match="run it with runtime=onnx"):
         load_recognizer(tmp_path / "m.onnx", runtime="torch")
+
+
+def test_lstm_with_projections_is_refused_by_name(tmp_path):
+    cfg = ModelConfig(rnn_type="lstm", hidden_size=24, num_layers=1, dropout=0.0, proj_size=8)
+    model = build_recognizer(FeatureConfig(), len(VOCAB), hidden_size=24, num_layers=1, proj_size=8, dropout=0.0)
+    save_model(tmp_path / "p.pt", model_bundle(model.eval(), VOCAB, cfg))
+    with pytest.raises(ExportError, match="model.proj_size"):
+        export_onnx(tmp_path / "p.pt", tmp_path / "p.onnx")
+    assert not (tmp_path / "p.onnx").exists()
