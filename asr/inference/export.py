@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -154,8 +155,14 @@ def quantize_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     front_end = [n.name for n in onnx.load(str(src)).graph.node if "/features/" in n.name]
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul"],
-                     nodes_to_exclude=front_end, per_channel=False)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process (shape inference) is for static quantization
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul"],
+                         nodes_to_exclude=front_end, per_channel=False)
+    finally:
+        root.setLevel(level)
 
 
 def _check_export(model: Recognizer, path: Path, *, tolerance: float) -> float:
