@@ -22,9 +22,12 @@ def _check(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def _check_runtime(runtime: str) -> None:
-    from asr.inference.backends import RUNTIMES
+# what runs a model in asr transcribe / evaluate (asr.inference.backends): torch on model.pt as trained,
+# torch-int8 (the same file with torch's dynamic int8 layers, CPU), onnx (an asr export file in onnxruntime, CPU)
+RUNTIMES = ("torch", "torch-int8", "onnx")
 
+
+def _check_runtime(runtime: str) -> None:
     _check(runtime in RUNTIMES, f"runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
 
 

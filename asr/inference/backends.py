@@ -11,11 +11,10 @@ import hashlib
 import os
 from pathlib import Path
 
+from asr.config.commands import RUNTIMES
 from asr.models.checkpoint import ModelFileError
 
-# torch: model.pt as trained; torch-int8: the same file with torch's dynamic int8 recurrent and dense layers,
-# quantized when loaded (CPU); onnx: an `asr export` file (float32 or int8) in onnxruntime (CPU)
-RUNTIMES = ("torch", "torch-int8", "onnx")
+__all__ = ["RUNTIMES", "device_for", "load_recognizer", "model_fingerprint", "quantize_torch"]
 
 
 def _is_zip(path: Path) -> bool:
