@@ -195,7 +195,7 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike, *, int8: 
 
     The export is checked before it is kept: onnxruntime must reproduce torch's log-posteriors
     on a padded two-utterance batch within :data:`CHECK_TOLERANCE` (fp32; an int8 export only
-    has to run with the same shapes, its accuracy is measured by ``benchmarks/onnx_int8.py``).
+    has to run with the same shapes, its accuracy is measured by ``benchmarks/runtimes.py``).
 
     Returns:
         What was written: ``{"onnx", "card", "bytes", "max_abs_diff", "int8"}``, and ``"test"`` (manifest,
@@ -223,6 +223,8 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike, *, int8: 
             quantize_int8(tmp, tmp_q)
             os.replace(tmp_q, tmp)
             diff = _check_export(model, tmp, tolerance=float("inf"))
+        with open(tmp, "rb+") as f:  # on disk before the rename, as asr.fileio.atomic_open does
+            os.fsync(f.fileno())
         os.replace(tmp, out)
     finally:
         for p in (tmp, tmp_q):
