@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sweep-table": ("analysis", "sweep_table_main", "table + figure of an `asr train -m` sweep: dir=<sweep dir>"),
     "eval-table": ("analysis", "eval_table_main", "table + best job of an `asr evaluate -m` run: dir=<multirun dir>"),
     "average": ("average", "average_main", "average a run's last epochs into a model file: run=<run dir> last=5"),
+    "export": ("export", "export_main", "a model file to ONNX + model card: model=<m.pt> out=<m.onnx> int8=false"),
     "build-lm": ("lm", "build_lm_main", "lexicon + KenLM n-gram: train=<jsonl> vocab=<vocab.json> out=<dir>"),
     "download-an4": ("corpora", "download_an4_main", "download CMU's AN4 archive: dir=<folder>"),
     "prepare-an4": ("corpora", "prepare_an4_main", "AN4 manifests: src=<an4 copy> out=<folder>"),
@@ -48,7 +49,7 @@ def overview() -> str:
     """The one-screen list of commands that ``asr --help`` prints."""
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
-    return "\n".join(["usage: asr <command> [key=value ...]    (asr <command> --help: its settings)", "",
+    return "\n".join(["usage: asr <command> [key=value ...]    (asr <command> --help: its settings)",
                       "commands:", *lines, "",
                       "train, evaluate, transcribe, stats, validate, inspect, plot also take -m and hydra.* settings."])
 

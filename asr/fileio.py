@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import io
 import os
 import stat
@@ -111,6 +112,15 @@ def describe_os_error(err: OSError) -> str:
     """One line for the user: the path, what went wrong, and what to do."""
     advice = _OS_ADVICE.get(err.errno, err.strerror or str(err))
     return f"{err.filename}: {advice}" if err.filename is not None else f"{err}: {advice}"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -17,16 +17,27 @@ import time
 import torch
 
 
-def reference_lstm(hidden: int, layers: int, input_dim: int, vocab: int) -> torch.nn.Module:
+def reference_rnn(hidden: int, layers: int, input_dim: int, vocab: int, *, rnn_type: str = "lstm",
+                  bidirectional: bool = True, proj_size: int = 0) -> torch.nn.Module:
+    """A fused ``torch.nn.LSTM``/``GRU`` stack (both directions in one kernel call) + dense + log-softmax."""
+    rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[rnn_type]
+    extra = {"proj_size": proj_size} if proj_size else {}
+    out_size = (proj_size or hidden) * (2 if bidirectional else 1)
+
     class Ref(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = torch.nn.LSTM(input_dim, hidden, layers, batch_first=True, bidirectional=True)
-            self.out = torch.nn.Linear(2 * hidden, vocab)
+            self.rnn = rnn_cls(input_dim, hidden, layers, batch_first=True, bidirectional=bidirectional, **extra)
+            self.out = torch.nn.Linear(out_size, vocab)
 
         def forward(self, x):
-            return torch.log_softmax(self.out(self.lstm(x)[0]), dim=-1)
+            return torch.log_softmax(self.out(self.rnn(x)[0]), dim=-1)
     return Ref()
+
+
+def reference_lstm(hidden: int, layers: int, input_dim: int, vocab: int) -> torch.nn.Module:
+    """The bidirectional LSTM ceiling the training benchmarks use (:func:`reference_rnn` with its defaults)."""
+    return reference_rnn(hidden, layers, input_dim, vocab)
 
 
 def measure(model, batch: int, frames: int, input_dim: int, vocab: int, steps: int, train: bool,

@@ -19,16 +19,16 @@ def evaluate_main(cfg: DictConfig) -> float:
     import torch
 
     from asr.data.manifest import read_manifest
+    from asr.inference.backends import device_for, load_recognizer
     from asr.inference.evaluate import evaluate
-    from asr.models.checkpoint import load_model
     from asr.runtime import resolve_device, setup_threads
 
     d = resolved(cfg)
     c = from_dict(EvaluateConfig, d, "")
     check_decoder(c.decoder)
     threads = setup_threads(c.threads)
-    device = resolve_device(c.device)
-    model, tokenizer, _ = load_model(c.model, map_location="cpu")
+    device = resolve_device(device_for(c.runtime, c.device))
+    model, tokenizer = load_recognizer(c.model, c.runtime, threads)
     model.to(device)
     decoder = build(c.decoder, tokenizer.vocab)
     utts = read_manifest(c.data.manifest)
@@ -42,7 +42,8 @@ def evaluate_main(cfg: DictConfig) -> float:
                            decoder=decoder)
     # decoder settings as given (lm_weight=1 stays 1): asr eval-table turns them back into overrides
     summary.update(model=str(Path(c.model).resolve()), manifest=str(Path(c.data.manifest).resolve()),
-                   decoder=c.decoder.name, decoder_settings=d["decoder"], threads=threads, device=str(device))
+                   decoder=c.decoder.name, decoder_settings=d["decoder"], threads=threads, device=str(device),
+                   runtime=c.runtime)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     release_lock(out)  # a multirun goes on to other directories
     w = summary["words"]

@@ -14,8 +14,8 @@ from asr.config.schema import ConfigError, check_decoder
 
 @store_app("transcribe")
 def _transcribe_app(cfg: DictConfig) -> None:
+    from asr.inference.backends import device_for, load_recognizer
     from asr.inference.transcribe import check_formats, transcribe
-    from asr.models.checkpoint import load_model
     from asr.runtime import resolve_device, setup_threads
     from asr.training import distributed
 
@@ -25,9 +25,9 @@ def _transcribe_app(cfg: DictConfig) -> None:
         formats = check_formats(c.format)
     except ValueError as err:
         raise ConfigError(f"format: {err}") from None
-    world, device = distributed.init_from_env(resolve_device(c.device))
+    world, device = distributed.init_from_env(resolve_device(device_for(c.runtime, c.device)))
     threads = setup_threads(distributed.threads_per_rank(c.threads, world))
-    model, tokenizer, _ = load_model(c.model, map_location="cpu")
+    model, tokenizer = load_recognizer(c.model, c.runtime, threads)
     model.to(device)
     summary = transcribe(
         model, tokenizer, c.input, c.output, formats=formats, include=c.include, extensions=c.extension_list,
@@ -36,7 +36,7 @@ def _transcribe_app(cfg: DictConfig) -> None:
         subtitles=c.subtitles, device=device, progress=c.progress if world.is_main else False,
         rank=world.rank, world_size=world.size,
         run_info={"model": str(Path(c.model).resolve()), "input": str(Path(c.input).resolve()),
-                  "device": str(device), "threads": threads})
+                  "device": str(device), "threads": threads, "runtime": c.runtime})
     distributed.shutdown()
     if world.is_main:
         _report(summary)

@@ -22,6 +22,15 @@ def _check(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
+# what runs a model in asr transcribe / evaluate (asr.inference.backends): torch on model.pt as trained,
+# torch-int8 (the same file with torch's dynamic int8 layers, CPU), onnx (an asr export file in onnxruntime, CPU)
+RUNTIMES = ("torch", "torch-int8", "onnx")
+
+
+def _check_runtime(runtime: str) -> None:
+    _check(runtime in RUNTIMES, f"runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
+
+
 @dataclass(frozen=True)
 class EvaluateData:
     manifest: str  # JSONL manifest with audio_filepath, duration, text
@@ -37,15 +46,17 @@ class EvaluateData:
 class EvaluateConfig:
     """``asr evaluate``: score a model file on a manifest (WER, CER, report, summary.json)."""
 
-    model: str  # a model file (model.pt from a training run)
+    model: str  # a model file (model.pt from a training run), or an asr export .onnx with runtime=onnx
     data: EvaluateData
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    runtime: str = "torch"  # torch | torch-int8 (model.pt, int8 on the CPU) | onnx (an asr export file, CPU)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch CPU threads; 0: the cores that are free right now
+    threads: int = 0  # CPU threads (torch's or onnxruntime's); 0: the cores that are free right now
     overwrite: bool = False  # replace report.txt, summary.json, hyps.jsonl from another model or manifest
 
     def __post_init__(self):
         _check(self.threads >= 0, f"threads must be >= 0 (0: the free cores), got {self.threads}")
+        _check_runtime(self.runtime)
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,7 @@ class TranscribeBatch:
 class TranscribeConfig:
     """``asr transcribe``: a folder, file or manifest to JSONL (and txt/csv/srt/vtt), resumable."""
 
-    model: str  # a model file (model.pt from a training run)
+    model: str  # a model file (model.pt from a training run), or an asr export .onnx with runtime=onnx
     input: str  # a folder (searched recursively), one audio file, or a JSONL manifest (with text: also scored)
     output: str  # the JSONL record, one line per file; other formats and <output>.summary.json go next to it
     format: str | list[str] = field(default_factory=lambda: ["jsonl"])  # jsonl, txt, csv, srt, vtt
@@ -79,12 +90,14 @@ class TranscribeConfig:
     long_audio: WindowConfig = field(default_factory=WindowConfig)  # longer files go in overlapping windows
     subtitles: SubtitleConfig = field(default_factory=SubtitleConfig)  # SRT/VTT cues
     decoder: DecoderConfig = field(default_factory=DecoderConfig)  # greedy only: timestamps come from its path
+    runtime: str = "torch"  # torch | torch-int8 (model.pt, int8 on the CPU) | onnx (an asr export file, CPU)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch CPU threads; 0: the cores that are free right now
+    threads: int = 0  # CPU threads (torch's or onnxruntime's); 0: the cores that are free right now
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
 
     def __post_init__(self):
         _check(self.threads >= 0, f"threads must be >= 0 (0: the free cores), got {self.threads}")
+        _check_runtime(self.runtime)
         _check(self.min_duration_s >= 0, f"min_duration_s must be >= 0, got {self.min_duration_s}")
         _check(self.decoder.name == "greedy", "asr-transcribe decodes greedily (its word timestamps come from the "
                f"greedy CTC path); decoder={self.decoder.name} is available in asr-evaluate")
@@ -189,6 +202,23 @@ class AverageConfig:
 
     def __post_init__(self):
         _check(self.last >= 1, f"last must be >= 1, got {self.last}")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """``asr export``: a model file to one ONNX file (front end included, vocabulary in its metadata) + model card."""
+
+    model: str  # a model file (model.pt from a training run)
+    out: str  # the .onnx file to write; its model card goes beside it as <stem>.card.md
+    format: str = "onnx"  # onnx (the only format so far)
+    int8: bool = False  # onnxruntime dynamic quantization: int8 weights in LSTM and dense layers (not GRU's)
+    card: bool = True  # write the model card beside the export
+    test: str | None = None  # a manifest to score the export on (greedy WER/CER) for its model card
+    overwrite: bool = False  # replace an existing out (and its card)
+
+    def __post_init__(self):
+        _check(self.format == "onnx", f"format: {self.format!r} is not supported (onnx)")
+        _check(self.out.endswith(".onnx"), f"out: {self.out!r} must end in .onnx (its card is <stem>.card.md)")
 
 
 @dataclass(frozen=True)
@@ -297,7 +327,8 @@ COMMAND_CONFIGS: dict[str, type] = {
 # no YAML of their own: they write nothing into a run directory, so they need no hydra block
 TOOL_CONFIGS: dict[str, type] = {
     "sweep-table": SweepTableConfig, "eval-table": EvalTableConfig, "average": AverageConfig,
-    "build-lm": BuildLmConfig, "download-an4": DownloadAn4Config, "prepare-an4": PrepareAn4Config,
+    "export": ExportConfig, "build-lm": BuildLmConfig, "download-an4": DownloadAn4Config,
+    "prepare-an4": PrepareAn4Config,
     "synthesize": SynthesizeConfig, "import-kaldi": ImportKaldiConfig, "split-speakers": SplitSpeakersConfig,
     "download-librispeech": DownloadLibrispeechConfig, "prepare-librispeech": PrepareLibrispeechConfig,
     "prepare-commonvoice": PrepareCommonvoiceConfig,

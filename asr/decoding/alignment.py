@@ -108,3 +108,48 @@ def words_from_path(ids: Sequence[int], posteriors: Sequence[float], vocab: Sequ
         prev = sym
     close()
     return words
+
+
+def force_align(log_probs: torch.Tensor, targets: Sequence[int], blank: int = 0) -> list[int] | None:
+    """The most likely CTC frame path that spells ``targets``: one symbol (or blank) per frame.
+
+    Viterbi over the usual CTC states (a blank around every target symbol; a repeated symbol
+    needs a blank between its copies). Gives any decoder's transcript (beam search, lexicon +
+    LM) the frame path that :func:`words_from_path` turns into timed words with confidences.
+
+    Args:
+        log_probs: ``(T, V)`` valid frames of one utterance.
+        targets: ``(L,)`` symbol ids, no blanks.
+
+    Returns:
+        ``(T,)`` symbol ids, or None when ``targets`` cannot fit in ``T`` frames.
+
+    Example:
+        >>> lp = torch.log(torch.tensor([[.1, .8, .1], [.6, .2, .2], [.1, .1, .8], [.1, .3, .6]]))
+        >>> force_align(lp, [1, 2]), force_align(lp, [1, 1]), force_align(lp, [2, 2, 2])
+        ([1, 0, 2, 2], [1, 0, 1, 1], None)
+    """
+    T = log_probs.shape[0]
+    states = [blank]
+    for sym in targets:
+        states += [sym, blank]
+    S = len(states)
+    lp = log_probs.detach().float().cpu()[:, states]  # (T, S): each state's log-posterior per frame
+    sym = torch.tensor(states)
+    skip = torch.zeros(S, dtype=torch.bool)  # state s may be entered from s - 2 (skipping a blank)
+    skip[2:] = (sym[2:] != blank) & (sym[2:] != sym[:-2])
+    score = torch.full((S,), -float("inf"))
+    score[:2] = lp[0, :2]
+    back = torch.zeros(T, S, dtype=torch.long)
+    for t in range(1, T):
+        stay, step = score, torch.cat([torch.tensor([-float("inf")]), score[:-1]])
+        jump = torch.where(skip, torch.cat([torch.full((2,), -float("inf")), score[:-2]])[:S], -float("inf"))
+        best = torch.stack([stay, step, jump])  # (3, S): from s, s - 1, s - 2
+        score, back[t] = best.max(0).values + lp[t], best.argmax(0)
+    end = S - 1 if S == 1 or score[S - 1] >= score[S - 2] else S - 2
+    if not torch.isfinite(score[end]):
+        return None
+    path = [end]
+    for t in range(T - 1, 0, -1):
+        path.append(path[-1] - int(back[t, path[-1]]))
+    return [states[s] for s in reversed(path)]

@@ -120,7 +120,8 @@ def mfcc_frames(num_samples, config: FeatureConfig):
 def model_frames(num_samples, config: FeatureConfig):
     """Frames the acoustic model sees: ``ceil(mfcc_frames / subsample)``; ``int`` or ``(B,)`` tensor like
     ``num_samples``."""
-    return -(-mfcc_frames(num_samples, config) // config.subsample)
+    # (n + s - 1) // s, not -(-n // s): ONNX's integer Div truncates, so negated floors break in an export
+    return (mfcc_frames(num_samples, config) + config.subsample - 1) // config.subsample
 
 
 def subtract_utterance_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -145,14 +146,26 @@ def replicate_past_end(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.gather(1, idx[:, :, None].expand_as(x))
 
 
+def regression_deltas(x: torch.Tensor, win_length: int = 5) -> torch.Tensor:
+    """Regression deltas over time, edges replicated: torchaudio's ``compute_deltas`` on ``(B, T, F)``.
+
+    ``d_t = sum_k k (x_{t+k} - x_{t-k}) / (2 sum_k k^2)`` for ``k = 1..(win_length - 1) // 2``, written
+    with shifted slices instead of a grouped convolution so that it also exports to ONNX (the
+    convolution's kernel count would depend on the batch). Equal to ``compute_deltas`` up to rounding.
+    """
+    n = (win_length - 1) // 2
+    T = x.shape[1]
+    padded = torch.cat([x[:, :1].expand(-1, n, -1), x, x[:, -1:].expand(-1, n, -1)], dim=1)  # (B, T + 2n, F)
+    out = sum(k * (padded[:, n + k:n + k + T] - padded[:, n - k:n - k + T]) for k in range(1, n + 1))
+    return out / (n * (n + 1) * (2 * n + 1) / 3)
+
+
 def add_deltas(x: torch.Tensor, lengths: torch.Tensor, order: int, win_length: int = 5) -> torch.Tensor:
     """Append ``order`` orders of regression deltas: ``(B, T, F)`` → ``(B, T, F * (1 + order))``."""
     feats = [x]
     cur = x
     for _ in range(order):
-        cur = replicate_past_end(cur, lengths)
-        # compute_deltas works on (..., freq, time): (B, T, F) -> (B, F, T) -> back
-        cur = torchaudio.functional.compute_deltas(cur.transpose(1, 2), win_length=win_length).transpose(1, 2)
+        cur = regression_deltas(replicate_past_end(cur, lengths), win_length)
         feats.append(cur)
     return torch.cat(feats, dim=-1)
 
@@ -163,19 +176,22 @@ def stack_frames(x: torch.Tensor, lengths: torch.Tensor, stack: int, subsample: 
     Output frame ``j`` is ``concat(x[j*s], ..., x[j*s + stack - 1])``, with frames past
     an utterance's end replaced by its last frame.
 
+    One row gather with indices computed from the shapes (no unfold, no padding amount
+    chosen in Python), so a traced or exported graph stays right for every input length.
+
     Returns:
         ``(B, ceil(T / s), F * stack)`` and the new lengths ``ceil(lengths / s)``.
     """
     if stack == 1 and subsample == 1:
         return x, lengths
     B, T, F = x.shape
-    out_T = -(-T // subsample)
-    need = (out_T - 1) * subsample + stack
-    x = replicate_past_end(torch.nn.functional.pad(x, (0, 0, 0, max(0, need - T))), lengths)
-    # unfold over time: (B, need, F) -> (B, out_T, F, stack) -> (B, out_T, stack * F)
-    x = x.unfold(1, stack, subsample)[:, :out_T]
-    x = x.permute(0, 1, 3, 2).reshape(B, out_T, stack * F)
-    return x, -(-lengths // subsample)
+    out_T = (T + subsample - 1) // subsample  # ceil; see model_frames for why not -(-T // s)
+    src = (torch.arange(out_T, device=x.device) * subsample)[:, None] + torch.arange(stack, device=x.device)  # (T', k)
+    src = torch.minimum(src[None], (lengths.to(x.device) - 1).clamp(min=0)[:, None, None])  # (B, T', k)
+    rows = (src + T * torch.arange(B, device=x.device)[:, None, None]).reshape(-1)
+    # (B*T, F) rows -> (B, T', k, F) -> (B, T', k * F): frame j's k stacked frames side by side
+    stacked = x.reshape(B * T, F).index_select(0, rows).reshape(B, out_T, stack * F)
+    return stacked, (lengths + subsample - 1) // subsample
 
 
 class FeatureExtractor(nn.Module):

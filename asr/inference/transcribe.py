@@ -40,6 +40,7 @@ from asr.data.manifest import Utterance
 from asr.data.tokenizer import CharTokenizer
 from asr.decoding.alignment import Word, best_path, words_from_path
 from asr.fileio import atomic_write_text, drop_inherited_locks
+from asr.inference.backends import model_fingerprint
 from asr.inference.evaluate import Hypothesis, score
 from asr.inference.outputs import (
     FORMATS,
@@ -74,14 +75,9 @@ def provenance(model: torch.nn.Module, input_path: str | Path, inputs: Inputs) -
     files = hashlib.sha256()
     for u in inputs.utts:
         files.update(f"{u.utt_id}\t{Path(u.audio_path).resolve()}\n".encode())
-    weights = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        weights.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
-        weights.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return {"inputs": {"source": str(Path(input_path).resolve()), "files": len(inputs.utts),
                        "fingerprint": files.hexdigest()},
-            "model": {"fingerprint": weights.hexdigest()}}
+            "model": {"fingerprint": model_fingerprint(model)}}
 
 
 def _check_provenance(output: str | Path, record_log: TranscriptLog, inputs: Inputs, job: dict) -> None:

@@ -18,7 +18,7 @@ from asr.config.schema import ConfigError
 
 BIN = Path(sys.executable).parent
 ALL = {"train", "evaluate", "stats", "transcribe", "validate", "inspect", "plot", "sweep-table", "eval-table",
-       "average", "build-lm", "download-an4", "prepare-an4", "synthesize", "import-kaldi", "split-speakers",
+       "average", "export", "build-lm", "download-an4", "prepare-an4", "synthesize", "import-kaldi", "split-speakers",
        "download-librispeech", "prepare-librispeech", "prepare-commonvoice"}
 
 

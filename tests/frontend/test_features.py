@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torchaudio
 
 from asr.frontend.features import (
     FeatureConfig,
@@ -10,6 +11,7 @@ from asr.frontend.features import (
     mfcc_frames,
     model_frames,
     output_frames_for_duration,
+    regression_deltas,
     stack_frames,
 )
 
@@ -136,3 +138,9 @@ def test_spec_augment_masks_only_in_training_and_within_limits():
     assert (zero_frames <= torch.tensor([10, 10, 10, 4])).all()
     zero_dims = (y == 0).all(1).sum(-1)
     assert (zero_dims <= 4).all()
+
+
+def test_regression_deltas_equal_torchaudio_compute_deltas():
+    x = torch.randn(3, 17, 5, generator=torch.Generator().manual_seed(0))  # (B, T, F)
+    want = torchaudio.functional.compute_deltas(x.transpose(1, 2), win_length=5).transpose(1, 2)
+    torch.testing.assert_close(regression_deltas(x, 5), want, rtol=0, atol=1e-6)

@@ -1,0 +1,156 @@
+"""Run an exported recognizer (``asr export``) with onnxruntime, as a drop-in for the torch model.
+
+:class:`OnnxRecognizer` is called like :class:`asr.models.acoustic.Recognizer`
+(``(wave: (B, S), wave_lens: (B,))`` → ``(log_probs: (B, T, V), lengths: (B,))``, torch tensors)
+and carries ``features.config``, so :func:`asr.inference.transcribe.transcribe` and
+:func:`asr.inference.evaluate.evaluate` use it unchanged. Its settings come from the file's
+``metadata_props``, which are read as data and validated (types, ranges, the vocabulary, the
+output size), never executed.
+
+Example:
+    >>> model, tokenizer = load_onnx("exp/an4/model.onnx", threads=2)  # doctest: +SKIP
+    >>> log_probs, lengths = model(wave, wave_lens)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asr.config.schema import ConfigError, Settings
+from asr.data.tokenizer import CharTokenizer
+from asr.fileio import file_sha256
+from asr.frontend.features import FeatureConfig
+from asr.models.checkpoint import ModelFileError
+
+ONNX_FORMAT = "asr-onnx"  # what asr.inference.export writes into metadata_props, and the one format read back
+ONNX_FORMAT_VERSION = 1
+REQUIRED_KEYS = ("asr_format", "asr_format_version", "vocab", "features", "min_samples")
+
+
+@dataclass(frozen=True)
+class OnnxFrontEnd:
+    """What callers read from a recognizer's front end: its settings (``model.features.config``)."""
+
+    config: FeatureConfig
+
+
+def read_metadata(meta: dict[str, str], where: str) -> tuple[FeatureConfig, CharTokenizer, dict]:
+    """Validate an export's ``metadata_props``; return its feature settings, tokenizer and model settings.
+
+    Raises:
+        ModelFileError: a key is missing, malformed or out of range (the message names the file and key).
+    """
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise ModelFileError(f"{where}: not an asr ONNX export (metadata_props lacks {', '.join(missing)}; "
+                             "export a model file with asr export)")
+    if meta["asr_format"] != ONNX_FORMAT or meta["asr_format_version"] != str(ONNX_FORMAT_VERSION):
+        raise ModelFileError(f"{where}: metadata asr_format {meta['asr_format']!r} version "
+                             f"{meta['asr_format_version']!r} is not supported (this asr reads {ONNX_FORMAT} "
+                             f"version {ONNX_FORMAT_VERSION})")
+    parsed = {}
+    for key in ("vocab", "features", "model"):
+        try:
+            parsed[key] = json.loads(meta.get(key, "{}"))
+        except ValueError as err:
+            raise ModelFileError(f"{where}: metadata {key} is not valid JSON ({err})") from None
+    try:
+        settings = Settings.from_dict({"features": parsed["features"]}, groups=("features",))
+        tokenizer = CharTokenizer(parsed["vocab"] if isinstance(parsed["vocab"], list) else [])
+        min_samples = int(meta["min_samples"])
+    except (ConfigError, ValueError, TypeError) as err:
+        raise ModelFileError(f"{where}: invalid settings in metadata_props: {err}") from None
+    if min_samples != settings.features.fft_length:
+        raise ModelFileError(f"{where}: metadata min_samples={min_samples} does not match the feature settings' "
+                             f"frame length ({settings.features.fft_length} samples)")
+    return settings.features, tokenizer, parsed["model"] if isinstance(parsed["model"], dict) else {}
+
+
+def session_options(threads: int):
+    """onnxruntime options: ``threads`` intra-op threads (0: onnxruntime's choice), one inter-op thread."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(0, threads)
+    opts.inter_op_num_threads = 1  # the graph is one chain of layers: nothing to run side by side
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return opts
+
+
+class OnnxRecognizer:
+    """An ``asr export`` file in onnxruntime, called like the torch :class:`Recognizer` (CPU only).
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: intra-op CPU threads (0: onnxruntime's default, every core).
+    """
+
+    training = False  # inference only; evaluate() switches models to eval mode and back
+
+    def __init__(self, path: str | os.PathLike, threads: int = 0):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelFileError(f"{self.path}: model file not found")
+        try:
+            self.session = ort.InferenceSession(str(self.path), session_options(threads),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for every unreadable file
+            raise ModelFileError(f"{self.path}: not a loadable ONNX file ({str(err).splitlines()[0][:200]})") from None
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        config, self.tokenizer, self.settings = read_metadata(meta, str(self.path))
+        self.features = OnnxFrontEnd(config)
+        self.metadata = meta
+        self._check_io()
+
+    def _check_io(self) -> None:
+        names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
+        if names != (["wave", "wave_lens"], ["log_probs", "lengths"]):
+            raise ModelFileError(f"{self.path}: inputs/outputs {names} are not an asr export's "
+                                 "(wave, wave_lens -> log_probs, lengths)")
+        vocab_dim = self.session.get_outputs()[0].shape[-1]
+        if isinstance(vocab_dim, int) and vocab_dim != len(self.tokenizer):
+            raise ModelFileError(f"{self.path}: the graph outputs {vocab_dim} classes, its metadata vocab has "
+                                 f"{len(self.tokenizer)}")
+
+    def __call__(self, wave: torch.Tensor, wave_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``wave: (B, S)`` float, ``wave_lens: (B,)`` → ``log_probs: (B, T, V)``, ``lengths: (B,)`` (CPU tensors)."""
+        wave = wave.detach().to("cpu", torch.float32)
+        short = self.features.config.fft_length - wave.shape[-1]
+        if short > 0:  # the graph needs one whole frame; zero padding changes no output (exact batching)
+            wave = torch.nn.functional.pad(wave, (0, short))
+        log_probs, lengths = self.session.run(None, {"wave": np.ascontiguousarray(wave.numpy()),
+                                                     "wave_lens": wave_lens.detach().cpu().long().numpy()})
+        return torch.from_numpy(log_probs), torch.from_numpy(lengths)
+
+    # the parts of nn.Module's interface that inference code calls
+    def eval(self) -> OnnxRecognizer:
+        return self
+
+    def train(self, mode: bool = True) -> OnnxRecognizer:
+        if mode:
+            raise RuntimeError(f"{self.path}: an ONNX export cannot be trained")
+        return self
+
+    def to(self, device) -> OnnxRecognizer:
+        if torch.device(device).type != "cpu":
+            raise RuntimeError(f"runtime=onnx runs on the CPU (onnxruntime's CPU provider); device={device} "
+                               "is not available with it")
+        return self
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the file's bytes: what transcription provenance records for this model."""
+        return file_sha256(self.path)
+
+
+def load_onnx(path: str | os.PathLike, threads: int = 0) -> tuple[OnnxRecognizer, CharTokenizer]:
+    """An :class:`OnnxRecognizer` and its tokenizer (from the file's metadata)."""
+    model = OnnxRecognizer(path, threads)
+    return model, model.tokenizer
