@@ -35,6 +35,7 @@ from robustness import (  # noqa: E402
     build_decoders,
     check_args,
     decode_all,
+    labelled,
     load_models,
     parser,
     read_clean,
@@ -100,10 +101,16 @@ def markdown(results: dict, rows: list[str]) -> str:
 def main() -> None:
     p = parser(__doc__.splitlines()[0], ",".join(CONDITIONS))
     p.add_argument("--speechocean", default=None, help="speechocean762 directory: adds its held-out speakers' digits")
+    p.add_argument("--edge-pad", action="append", default=[], metavar="LABEL=SECONDS",
+                   help="hear that model's input with quiet background added at both ends (model.edge_pad_s)")
     args = p.parse_args()
     models, settings, conditions = check_args(args)
     threads = setup_threads(args.threads)
     loaded, rate = load_models(models)
+    for label, seconds in labelled(args.edge_pad, "--edge-pad").items():
+        if label not in loaded:
+            sys.exit(f"--edge-pad {label}={seconds}: needs a --model label")
+        loaded[label][0].set_edge_pad(float(seconds))
     utts, clean, failed = read_clean(args.manifest, rate)
     decoders = {label: build_decoders(tokenizer, args, settings.get(label, (args.lm_weight, args.word_score)))
                 for label, (_, tokenizer, _) in loaded.items()}
@@ -122,6 +129,7 @@ def main() -> None:
     print(json.dumps({"manifest": str(Path(args.manifest).resolve()), "utterances": len(utts), "skipped": failed,
                       "seed": args.seed, "threads": threads, "models": {k: str(Path(v).resolve())
                                                                          for k, v in models.items()},
+                      "edge_pad_s": {label: m.edge_pad_s for label, (m, _, _) in loaded.items()},
                       "lexicon": args.lexicon, "lm": args.lm, "held_out": held_out,
                       "conditions": {c.name: c.description for c in conditions}, "seconds": seconds,
                       "total_seconds": round(time.perf_counter() - t0, 1), "results": results,

@@ -68,6 +68,7 @@ class ModelConfig:
     bidirectional: bool = True
     dropout: float = 0.2
     proj_size: int = 0  # LSTM projection of each direction's output to this size (LSTMP, Sak et al. 2014); 0: none
+    edge_pad_s: float = 0.0  # at inference, quiet background added at both ends of every utterance (Recognizer)
 
 
 @dataclass(frozen=True)
@@ -448,6 +449,7 @@ class Settings:
         s = cls(**parts)
         check_positive(s.model, "model", "hidden_size", "num_layers")
         check_interval(s.model.dropout, "model.dropout", 0, 1)
+        check_interval(s.model.edge_pad_s, "model.edge_pad_s", 0, 5, high_open=False)
         check_positive(s.optim, "optim", "lr", "grad_clip")
         check_non_negative(s.optim, "optim", "weight_decay", "warmup_steps")
         check_interval(s.optim.final_lr_ratio, "optim.final_lr_ratio", 0, 1, low_open=True, high_open=False)

@@ -137,31 +137,78 @@ class AcousticModel(nn.Module):
         return torch.log_softmax(self.output(x), dim=-1)
 
 
+def add_edge_pad(wave: torch.Tensor, wave_lens: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``noise`` before and right after each utterance's own samples (not after the batch padding).
+
+    Shapes: ``wave: (B, S)``, ``wave_lens: (B,)``, ``noise: (P,)`` → ``(B, S + 2P)``, ``(B,)``.
+    """
+    b, s = wave.shape
+    p = noise.shape[0]
+    t = torch.arange(s + 2 * p, device=wave.device)[None, :]  # (1, S + 2P)
+    lens = wave_lens.to(wave.device)[:, None]  # (B, 1)
+    body = wave.gather(1, (t - p).clamp(0, max(s - 1, 0)).expand(b, -1))  # sample t - P
+    head = noise[t.clamp(max=p - 1)]  # (1, S + 2P)
+    tail = noise[(t - p - lens).clamp(0, p - 1)]  # (B, S + 2P)
+    zero = torch.zeros((), dtype=wave.dtype, device=wave.device)
+    out = torch.where(t < p, head, torch.where(t < p + lens, body, torch.where(t < 2 * p + lens, tail, zero)))
+    return out, wave_lens + 2 * p
+
+
 class Recognizer(nn.Module):
     """Front end + acoustic model: waveforms in, CTC log-posteriors out.
+
+    ``edge_pad_s`` > 0: at inference (eval mode) each utterance is heard with that much quiet background
+    (Gaussian, 60 dB below full scale, fixed) added at both ends, and the output frames of the added
+    audio are cut off again, so lengths and word times are the utterance's own. A recognizer learns
+    from recordings that start and end in silence; audio trimmed to the speech (an endpointer, an
+    editor) loses the context of its first and last words without it (recipes/an4/RESULTS.md).
 
     Shapes: ``forward(wave: (B, S), wave_lens: (B,))`` → ``log_probs: (B, T, V)``, ``lengths: (B,)``.
     """
 
-    def __init__(self, features: FeatureExtractor, acoustic: AcousticModel, spec_augment: SpecAugment | None = None):
+    def __init__(self, features: FeatureExtractor, acoustic: AcousticModel, spec_augment: SpecAugment | None = None,
+                 edge_pad_s: float = 0.0):
         super().__init__()
         self.features = features
         self.acoustic = acoustic
         self.spec_augment = spec_augment  # holds no weights; active in training mode only
+        self.set_edge_pad(edge_pad_s)
+
+    def set_edge_pad(self, edge_pad_s: float) -> None:
+        """Pad by ``edge_pad_s`` seconds, rounded to whole output frames (0: none)."""
+        if not 0 <= edge_pad_s <= 5:
+            raise ValueError(f"model.edge_pad_s must be in [0, 5] s, got {edge_pad_s}")
+        cfg = self.features.config
+        self.edge_pad_frames = int(round(edge_pad_s / cfg.output_frame_shift_s))
+        samples = int(round(self.edge_pad_frames * cfg.output_frame_shift_s * cfg.sample_rate_hz))
+        noise = torch.randn(samples, generator=torch.Generator().manual_seed(0)) * 1e-3  # -60 dBFS
+        self.register_buffer("edge_noise", noise, persistent=False)
+
+    @property
+    def edge_pad_s(self) -> float:
+        return self.edge_pad_frames * self.features.config.output_frame_shift_s
 
     def forward(self, wave: torch.Tensor, wave_lens: torch.Tensor):
         """``wave: (B, S)``, ``wave_lens: (B,)`` → ``log_probs: (B, T, V)``, ``lengths: (B,)``."""
         augment = self.spec_augment if self.training else None
-        feats, lengths = self.features(wave, wave_lens, augment=augment)
-        return self.acoustic(feats, lengths), lengths
+        if self.training or self.edge_pad_frames == 0:
+            feats, lengths = self.features(wave, wave_lens, augment=augment)
+            return self.acoustic(feats, lengths), lengths
+        padded, padded_lens = add_edge_pad(wave, wave_lens, self.edge_noise.to(wave.dtype))
+        feats, feat_lens = self.features(padded, padded_lens)
+        log_probs = self.acoustic(feats, feat_lens)
+        lengths = self.features.output_lengths(wave_lens)  # the utterance's own frames, after the lead pad
+        k = self.edge_pad_frames  # (a shape, not a number, so an exported graph keeps dynamic lengths)
+        return log_probs[:, k:log_probs.shape[1] - k], lengths
 
 
 def build_recognizer(feature_config: FeatureConfig, vocab_size: int, spec_augment: SpecAugment | None = None,
                      **model_kwargs) -> Recognizer:
     """A :class:`Recognizer` from feature settings and :class:`AcousticModel` keyword arguments."""
+    edge_pad_s = model_kwargs.pop("edge_pad_s", 0.0)
     features = FeatureExtractor(feature_config)
     acoustic = AcousticModel(feature_config.output_dim, vocab_size, **model_kwargs)
-    return Recognizer(features, acoustic, spec_augment)
+    return Recognizer(features, acoustic, spec_augment, edge_pad_s=edge_pad_s)
 
 
 def num_parameters(model: nn.Module) -> int:

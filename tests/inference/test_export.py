@@ -24,12 +24,13 @@ from tests.conftest import train_tone_model
 VOCAB = ["<blank>", " ", "a", "b", "c"]
 
 
-def random_model_file(path, rnn_type="lstm", features=FeatureConfig(), seed=0):
+def random_model_file(path, rnn_type="lstm", features=FeatureConfig(), seed=0, edge_pad_s=0.0):
     """An untrained 2 x 24 recognizer with non-trivial normalisation statistics, saved as a model file."""
     torch.manual_seed(seed)
-    cfg = ModelConfig(rnn_type=rnn_type, hidden_size=24, num_layers=2, dropout=0.0)
+    cfg = ModelConfig(rnn_type=rnn_type, hidden_size=24, num_layers=2, dropout=0.0, edge_pad_s=edge_pad_s)
     model = build_recognizer(features, len(VOCAB), **{k: getattr(cfg, k) for k in
-                                                      ("hidden_size", "num_layers", "rnn_type", "dropout")})
+                                                      ("hidden_size", "num_layers", "rnn_type", "dropout",
+                                                       "edge_pad_s")})
     model.features.set_stats(torch.randn(features.frame_dim) * 5, torch.rand(features.frame_dim) * 10 + 1)
     save_model(path, model_bundle(model.eval(), VOCAB, cfg))
     return model.eval()
@@ -43,12 +44,13 @@ def padded_batch(lengths, seed=1):
     return wave, torch.tensor(lengths)
 
 
-@pytest.mark.parametrize("rnn_type, features", [
-    ("lstm", FeatureConfig()),
-    ("gru", FeatureConfig(deltas=1, cmn="utterance", stack=4, subsample=2)),
+@pytest.mark.parametrize("rnn_type, features, edge_pad_s", [
+    ("lstm", FeatureConfig(), 0.0),
+    ("gru", FeatureConfig(deltas=1, cmn="utterance", stack=4, subsample=2), 0.0),
+    ("gru", FeatureConfig(), 0.3),  # quiet ends added inside the graph too
 ])
-def test_onnx_log_probs_match_torch_and_batched_equals_per_item(tmp_path, rnn_type, features):
-    model = random_model_file(tmp_path / "m.pt", rnn_type, features)
+def test_onnx_log_probs_match_torch_and_batched_equals_per_item(tmp_path, rnn_type, features, edge_pad_s):
+    model = random_model_file(tmp_path / "m.pt", rnn_type, features, edge_pad_s=edge_pad_s)
     export_onnx(tmp_path / "m.pt", tmp_path / "m.onnx")
     onnx_model = OnnxRecognizer(tmp_path / "m.onnx", threads=1)
     lengths = [23_456, 16_000, 4_321, 1_203]  # lengths the export was not traced with, and a batch of 4

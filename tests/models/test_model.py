@@ -114,3 +114,54 @@ def test_model_file_keeps_cmn_and_files_from_before_it_load_without_it(tmp_path)
     del bundle["features"]["cmn"]  # as written before the option existed
     save_model(tmp_path / "old.pt", bundle)
     assert load_model(tmp_path / "old.pt")[0].features.config.cmn == "none"
+
+
+def test_edge_pad_hears_quiet_ends_and_returns_the_utterances_own_frames():
+    from asr.models.acoustic import add_edge_pad
+
+    torch.manual_seed(0)
+    padded = build_recognizer(FeatureConfig(), 6, hidden_size=16, num_layers=2, rnn_type="gru", edge_pad_s=0.3)
+    plain = build_recognizer(FeatureConfig(), 6, hidden_size=16, num_layers=2, rnn_type="gru")
+    plain.load_state_dict(padded.state_dict())
+    padded.eval(), plain.eval()
+    assert padded.edge_pad_frames == 10 and padded.edge_pad_s == pytest.approx(0.3)
+    waves = [torch.randn(n) * 0.1 for n in (16000, 9001, 23999)]
+    batch = torch.zeros(3, 25000)  # wider than the longest: batch padding must not end up inside an utterance
+    for i, w in enumerate(waves):
+        batch[i, :len(w)] = w
+    lens = torch.tensor([len(w) for w in waves])
+    with torch.no_grad():
+        out, out_lens = padded(batch, lens)
+        assert torch.equal(out_lens, plain.features.output_lengths(lens))  # the utterances' own frame counts
+        for i, w in enumerate(waves):
+            by_hand = torch.cat([padded.edge_noise, w, padded.edge_noise])[None]  # (1, S + 2P)
+            ref, _ = plain(by_hand, torch.tensor([by_hand.shape[1]]))
+            n = int(out_lens[i])
+            assert torch.allclose(out[i, :n], ref[0, 10:10 + n], atol=1e-5)  # the lead pad's frames cut off
+        padded.train()  # training hears the data as it is
+        torch.manual_seed(1)
+        a, _ = padded(batch, lens)
+        plain.train()
+        torch.manual_seed(1)
+        b, _ = plain(batch, lens)
+        assert torch.equal(a, b)
+    noise = padded.edge_noise
+    assert 0.0009 < float(noise.std()) < 0.0011  # 60 dB below full scale
+    one, _ = add_edge_pad(torch.ones(1, 3), torch.tensor([2]), torch.full((2,), 7.0))
+    assert one.tolist() == [[7.0, 7.0, 1.0, 1.0, 7.0, 7.0, 0.0]]
+
+
+def test_edge_pad_is_kept_in_the_model_file_and_old_files_load_without_it(tmp_path):
+    from asr.config.schema import ConfigError, ModelConfig, Settings
+    from asr.models.checkpoint import load_model, model_bundle, save_model
+
+    cfg = ModelConfig(hidden_size=8, num_layers=1, edge_pad_s=0.2)
+    model = build_recognizer(FeatureConfig(), 4, **vars(cfg))
+    bundle = model_bundle(model, ["<blank>", "a", "b", " "], cfg)
+    save_model(tmp_path / "m.pt", bundle)
+    assert load_model(tmp_path / "m.pt")[0].edge_pad_frames == 7  # 0.2 s in 30 ms frames
+    del bundle["model"]["edge_pad_s"]  # a model file written before the setting existed
+    save_model(tmp_path / "old.pt", bundle)
+    assert load_model(tmp_path / "old.pt")[0].edge_pad_frames == 0
+    with pytest.raises(ConfigError, match="model.edge_pad_s"):
+        Settings.from_dict({"model": {"edge_pad_s": 9}})
