@@ -42,6 +42,8 @@ def _transcribe_app(cfg: DictConfig) -> None:
         _report(summary)
         if summary["files"] and not summary["transcribed"]:
             sys.exit(1)  # nothing could be transcribed: a script must not take that for success
+        if summary["failed"]:
+            sys.exit(3)  # the rest is transcribed; the inputs that failed are in the output and the summary
 
 
 transcribe_main = torchrun_aware(_transcribe_app)

@@ -59,7 +59,7 @@ def test_impossible_settings_stop_with_one_line(tmp_path):
     assert r.returncode == 2 and "threads must be >= 0" in r.stderr
 
 
-def test_a_run_where_every_input_failed_exits_1(tmp_path, model):
+def test_exit_status_says_whether_every_input_some_or_none_failed(tmp_path, model):
     audio = tmp_path / "in"
     audio.mkdir()
     (audio / "broken.flac").write_bytes(b"not audio at all")
@@ -67,4 +67,7 @@ def test_a_run_where_every_input_failed_exits_1(tmp_path, model):
     assert r.returncode == 1 and "could not be transcribed" in r.stderr
     sf.write(audio / "good.flac", tone_audio("abc", np.random.default_rng(1)), SR, subtype="PCM_16")
     r = _transcribe(f"model={model}", f"input={audio}", f"output={tmp_path / 'rec.jsonl'}", "threads=1", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr  # one file failed, one was transcribed: reported, not a failure of the run
+    assert r.returncode == 3, r.stderr  # one failed, one transcribed: a script can tell "some" from "none"
+    (audio / "broken.flac").unlink()
+    r = _transcribe(f"model={model}", f"input={audio}", f"output={tmp_path / 'all.jsonl'}", "threads=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
