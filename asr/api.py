@@ -154,4 +154,5 @@ class Recognizer:
                 return [Word(w, float("nan"), float("nan"), float("nan")) for w in text.split()]
             posteriors = log_probs.gather(-1, torch.tensor(path)[:, None]).squeeze(-1).exp()
         return words_from_path(path, posteriors.tolist(), self.tokenizer.vocab,
-                               frame_shift_s=self.model.features.config.output_frame_shift_s)
+                               frame_shift_s=self.model.features.config.output_frame_shift_s,
+                               offset_s=getattr(self.model, "time_offset_s", 0.0))

@@ -130,6 +130,15 @@ class OnnxRecognizer:
                                                      "wave_lens": wave_lens.detach().cpu().long().numpy()})
         return torch.from_numpy(log_probs), torch.from_numpy(lengths)
 
+    @property
+    def time_offset_s(self) -> float:
+        """Time of output frame 0 relative to the audio: ``-edge_pad_s`` (as the torch Recognizer)."""
+        pad = self.settings.get("edge_pad_s", 0.0)
+        if not isinstance(pad, (int, float)) or not 0 <= pad <= 5:
+            raise ModelFileError(f"{self.path}: metadata model.edge_pad_s={pad!r} must be a number in [0, 5]")
+        shift = self.features.config.output_frame_shift_s
+        return -round(pad / shift) * shift
+
     # the parts of nn.Module's interface that inference code calls
     def eval(self) -> OnnxRecognizer:
         return self

@@ -27,7 +27,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -179,6 +179,7 @@ def transcribe_utterances(model: Recognizer, tokenizer: CharTokenizer, utts: Seq
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate_windows,
                                          num_workers=default_workers() if num_workers is None else num_workers,
                                          pin_memory=device.type == "cuda", worker_init_fn=drop_inherited_locks)
+    shift_s = getattr(model, "time_offset_s", 0.0)  # frame 0 before the audio when the model pads its ends
     windows_left = Counter(i for i, _ in plan)
     words: dict[int, list[Word]] = {}
     errors: dict[int, str] = {}
@@ -194,7 +195,7 @@ def transcribe_utterances(model: Recognizer, tokenizer: CharTokenizer, utts: Seq
                 utt_index, win = plan[item]
                 n = int(lengths[k])
                 found = words_from_path(ids[k, :n].tolist(), posteriors[k, :n].tolist(), tokenizer.vocab,
-                                        frame_shift_s=cfg.output_frame_shift_s, offset_s=win.offset_s)
+                                        frame_shift_s=cfg.output_frame_shift_s, offset_s=win.offset_s + shift_s)
                 words.setdefault(utt_index, []).extend(keep_central(found, win))
                 touched.append(item)
         finished = []
@@ -220,6 +221,9 @@ def _record(utt: Utterance, words: list[Word], error: str | None) -> dict:
     if error is not None:
         return make_record(utt.utt_id, utt.audio_path, utt.duration_s, None, error=error)
     words.sort(key=lambda w: w.mid_s)  # windows finish shortest first, not in time order
+    lo, hi = utt.offset_s, utt.offset_s + utt.duration_s  # a word heard in a model's edge padding, or a
+    words = [replace(w, start_s=min(max(w.start_s, lo), hi), end_s=min(max(w.end_s, lo), hi))  # frame past the
+             for w in words]  # end, is given the times of the audio that exists
     return make_record(utt.utt_id, utt.audio_path, utt.duration_s, " ".join(w.text for w in words),
                        [w.to_dict() for w in words])
 

@@ -158,10 +158,11 @@ class Recognizer(nn.Module):
     """Front end + acoustic model: waveforms in, CTC log-posteriors out.
 
     ``edge_pad_s`` > 0: at inference (eval mode) each utterance is heard with that much quiet background
-    (Gaussian, 60 dB below full scale, fixed) added at both ends, and the output frames of the added
-    audio are cut off again, so lengths and word times are the utterance's own. A recognizer learns
-    from recordings that start and end in silence; audio trimmed to the speech (an endpointer, an
-    editor) loses the context of its first and last words without it (recipes/an4/RESULTS.md).
+    (Gaussian, 60 dB below full scale, fixed) added at both ends. A recognizer learns from recordings
+    that start and end in silence; audio trimmed to the speech (an endpointer, an editor) loses the
+    context of its first and last words without it (recipes/an4/RESULTS.md). The output keeps the added
+    frames (CTC often emits an utterance's last letter after its audio ends; cutting them off lost
+    words), so frame 0 lies :attr:`time_offset_s` (``-edge_pad_s``) from the start of the audio.
 
     Shapes: ``forward(wave: (B, S), wave_lens: (B,))`` → ``log_probs: (B, T, V)``, ``lengths: (B,)``.
     """
@@ -188,6 +189,11 @@ class Recognizer(nn.Module):
     def edge_pad_s(self) -> float:
         return self.edge_pad_frames * self.features.config.output_frame_shift_s
 
+    @property
+    def time_offset_s(self) -> float:
+        """Time of output frame 0 relative to the start of the audio (in eval mode): ``-edge_pad_s``."""
+        return -self.edge_pad_s
+
     def forward(self, wave: torch.Tensor, wave_lens: torch.Tensor):
         """``wave: (B, S)``, ``wave_lens: (B,)`` → ``log_probs: (B, T, V)``, ``lengths: (B,)``."""
         augment = self.spec_augment if self.training else None
@@ -195,11 +201,8 @@ class Recognizer(nn.Module):
             feats, lengths = self.features(wave, wave_lens, augment=augment)
             return self.acoustic(feats, lengths), lengths
         padded, padded_lens = add_edge_pad(wave, wave_lens, self.edge_noise.to(wave.dtype))
-        feats, feat_lens = self.features(padded, padded_lens)
-        log_probs = self.acoustic(feats, feat_lens)
-        lengths = self.features.output_lengths(wave_lens)  # the utterance's own frames, after the lead pad
-        k = self.edge_pad_frames  # (a shape, not a number, so an exported graph keeps dynamic lengths)
-        return log_probs[:, k:log_probs.shape[1] - k], lengths
+        feats, lengths = self.features(padded, padded_lens)
+        return self.acoustic(feats, lengths), lengths
 
 
 def build_recognizer(feature_config: FeatureConfig, vocab_size: int, spec_augment: SpecAugment | None = None,

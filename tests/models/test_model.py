@@ -116,7 +116,7 @@ def test_model_file_keeps_cmn_and_files_from_before_it_load_without_it(tmp_path)
     assert load_model(tmp_path / "old.pt")[0].features.config.cmn == "none"
 
 
-def test_edge_pad_hears_quiet_ends_and_returns_the_utterances_own_frames():
+def test_edge_pad_hears_quiet_ends_and_keeps_their_frames_with_the_time_offset():
     from asr.models.acoustic import add_edge_pad
 
     torch.manual_seed(0)
@@ -124,7 +124,7 @@ def test_edge_pad_hears_quiet_ends_and_returns_the_utterances_own_frames():
     plain = build_recognizer(FeatureConfig(), 6, hidden_size=16, num_layers=2, rnn_type="gru")
     plain.load_state_dict(padded.state_dict())
     padded.eval(), plain.eval()
-    assert padded.edge_pad_frames == 10 and padded.edge_pad_s == pytest.approx(0.3)
+    assert padded.edge_pad_frames == 10 and padded.time_offset_s == pytest.approx(-0.3)
     waves = [torch.randn(n) * 0.1 for n in (16000, 9001, 23999)]
     batch = torch.zeros(3, 25000)  # wider than the longest: batch padding must not end up inside an utterance
     for i, w in enumerate(waves):
@@ -132,12 +132,12 @@ def test_edge_pad_hears_quiet_ends_and_returns_the_utterances_own_frames():
     lens = torch.tensor([len(w) for w in waves])
     with torch.no_grad():
         out, out_lens = padded(batch, lens)
-        assert torch.equal(out_lens, plain.features.output_lengths(lens))  # the utterances' own frame counts
+        assert torch.equal(out_lens, plain.features.output_lengths(lens + 2 * 4800))  # 0.3 s more at each end
         for i, w in enumerate(waves):
             by_hand = torch.cat([padded.edge_noise, w, padded.edge_noise])[None]  # (1, S + 2P)
-            ref, _ = plain(by_hand, torch.tensor([by_hand.shape[1]]))
+            ref, ref_lens = plain(by_hand, torch.tensor([by_hand.shape[1]]))
             n = int(out_lens[i])
-            assert torch.allclose(out[i, :n], ref[0, 10:10 + n], atol=1e-5)  # the lead pad's frames cut off
+            assert n == int(ref_lens[0]) and torch.allclose(out[i, :n], ref[0, :n], atol=1e-5)
         padded.train()  # training hears the data as it is
         torch.manual_seed(1)
         a, _ = padded(batch, lens)
