@@ -120,3 +120,24 @@ def test_a_header_sample_rate_no_recording_has_is_refused_before_any_resampling(
     for read in (audio_info, lambda p: load_audio(p, SR)):
         with pytest.raises(AudioError, match=f"sample rate {rate} Hz in the header is outside 1000-768000 Hz"):
             read(path)
+
+
+class PaddedLoudIsA(LoudIsA):
+    """:class:`LoudIsA` hearing 0.3 s of silence before each utterance, as a model with ``edge_pad_s=0.3`` does."""
+
+    time_offset_s = -0.3
+
+    def forward(self, wave, wave_lens):
+        return super().forward(torch.nn.functional.pad(wave, (4800, 0)), wave_lens + 4800)
+
+
+def test_word_times_of_a_model_that_pads_its_input_are_the_audios_own(tmp_path):
+    audio = _tone_file(tmp_path / "a.wav", 4.0)
+    manifest = _manifest(tmp_path, audio, 4.0)
+    tok = CharTokenizer(LoudIsA.vocab)
+    transcribe(LoudIsA(), tok, manifest, tmp_path / "plain.jsonl", num_workers=0)
+    transcribe(PaddedLoudIsA(), tok, manifest, tmp_path / "padded.jsonl", num_workers=0)
+    plain, padded = ([t for w in json.loads(p.read_text())["words"] for t in (w["start"], w["end"])]
+                     for p in (tmp_path / "plain.jsonl", tmp_path / "padded.jsonl"))
+    assert len(plain) == 4 and padded == pytest.approx(plain, abs=1e-6)
+    assert all(0.0 <= t <= 4.0 for t in padded)
