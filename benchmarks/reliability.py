@@ -37,6 +37,7 @@ AREAS = {  # test module -> what its cases try
     "test_provenance": "resuming onto another job's output",
     "test_training_faults": "non-finite steps, out of memory, divergence",
     "test_crash_safety": "`kill -9` mid-run, then resumed",
+    "test_command_errors": "bad input to every command, run as a user runs it",
 }
 
 
