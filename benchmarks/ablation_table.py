@@ -1,6 +1,9 @@
 """The one-part-at-a-time table of ``recipes/an4/ablation.sh``: every job's WER under every condition.
 
-    python benchmarks/ablation_table.py recipes/an4/exp/ablation recipe silence babble ...
+    python benchmarks/ablation_table.py recipes/an4/exp/ablation recipe silence babble ... [chain_pad=chain]
+
+A ``LABEL=JOB`` argument is a row scored under ``LABEL`` (e.g. a job's model heard with ``--edge-pad``) whose
+training figures are job ``JOB``'s.
 
 Reads ``<dir>/generalization.json`` (``benchmarks/generalization.py``'s output for the jobs' models) and
 each job's ``<dir>/<name>/train_summary.json``; prints a markdown table: greedy WER (%) per condition,
@@ -43,12 +46,14 @@ def rows(results: dict, runs: dict[str, dict], names: list[str]) -> tuple[list[s
 def main() -> None:
     if len(sys.argv) < 3:
         sys.exit("usage: ablation_table.py DIR NAME [NAME ...]")
-    root, names = Path(sys.argv[1]), sys.argv[2:]
+    root = Path(sys.argv[1])
+    jobs = dict(a.partition("=")[::2] if "=" in a else (a, a) for a in sys.argv[2:])  # label -> job
+    names = list(jobs)
     results = json.loads((root / "generalization.json").read_text())["results"]
-    missing = [n for n in names if n not in results or not (root / n / "train_summary.json").is_file()]
+    missing = [n for n in names if n not in results or not (root / jobs[n] / "train_summary.json").is_file()]
     if missing:
         sys.exit(f"{root}: no scores or no train_summary.json for {', '.join(missing)}")
-    runs = {n: json.loads((root / n / "train_summary.json").read_text()) for n in names}
+    runs = {n: json.loads((root / jobs[n] / "train_summary.json").read_text()) for n in names}
     head, body = rows(results, runs, names)
     print(markdown_table(head, body), end="")
 
