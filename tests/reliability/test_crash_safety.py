@@ -99,6 +99,17 @@ def _cli(*args: str, cwd: Path) -> list[str]:
     return [sys.executable, "-c", CLI, *args, "hydra.run.dir=hydra", "progress=false", "threads=1"]
 
 
+def kill_after_lines(proc: subprocess.Popen, out: Path, lines: int) -> None:
+    """``kill -9`` the transcription ``proc`` once ``out`` holds ``lines`` records; it must not finish first."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_bytes().count(b"\n") >= lines:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
+
+
 @pytest.mark.slow
 def test_transcription_killed_resumes_to_the_same_output(tone_model, tmp_path, record_property):
     model_file, _ = tone_model
@@ -116,13 +127,7 @@ def test_transcription_killed_resumes_to_the_same_output(tone_model, tmp_path, r
     out = tmp_path / "cut.jsonl"
     proc = subprocess.Popen(_cli(*common, f"output={out}", cwd=tmp_path), cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_bytes().count(b"\n") >= 5:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_after_lines(proc, out, 5)
     done_before = out.read_bytes().count(b"\n")
     assert 5 <= done_before < 60
     with open(out, "a") as f:
@@ -158,13 +163,7 @@ def test_killed_transcription_leaves_no_lock_behind_in_its_workers(tone_model, t
     proc = subprocess.Popen(_cli(f"model={model_file}", f"input={tmp_path / 'in'}", f"output={out}",
                                  "batch.max_duration_s=0.01", "batch.num_workers=2", cwd=tmp_path),
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_bytes().count(b"\n") >= 3:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_after_lines(proc, out, 3)
     killed_at = time.monotonic()
     with TranscriptLog(out, resume=True) as log:  # at once: a worker holding the lock would refuse this
         assert len(log.done) >= 3
