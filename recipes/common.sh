@@ -44,3 +44,15 @@ mark_done() {
   mkdir -p "$exp/.done"
   touch "$exp/.done/$1.$2"
 }
+
+# The stages call `asr`: from the active environment, else from the checkout's own .venv (make install), else a
+# clear error before any stage runs
+if ! command -v asr >/dev/null 2>&1; then
+  _venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin"
+  if [ -x "$_venv/asr" ]; then
+    PATH="$_venv:$PATH"
+  else
+    echo "error: the asr command is not installed here: run \`make install\` (then \`source .venv/bin/activate\`)" >&2
+    exit 2
+  fi
+fi
