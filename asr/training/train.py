@@ -23,6 +23,7 @@ and its hypotheses gathered, and only rank 0 writes files. Every rank resumes fr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -38,7 +39,7 @@ from asr.fileio import atomic_open, release_lock
 from asr.frontend.features import SpecAugment
 from asr.frontend.stats import compute_stats, load_stats
 from asr.inference.evaluate import evaluate
-from asr.inference.metrics import format_pct
+from asr.inference.metrics import ErrorCounts, format_pct
 from asr.models.acoustic import Recognizer, build_recognizer, num_parameters
 from asr.models.checkpoint import average_checkpoints, last_epoch_checkpoints, load_model, model_bundle, save_model
 from asr.runtime import memory_mb, resolve_device, seed_everything, setup_threads
@@ -216,11 +217,10 @@ def dev_pass(run: Run, entry: dict) -> bool:
     dev_utts = run.data.dev_utts
     improved = not dev_utts
     if dev_utts and (epoch % s.trainer.eval_every_epochs == 0 or epoch == s.trainer.max_epochs):
-        dev = _score_dev(run, dev_utts)
+        dev, per_set = _score_dev_sets(run)
         entry.update(dev_wer=dev["wer"], dev_cer=dev["cer"])
-        if run.data.dev_sets:  # a list of dev sets: each one's WER too (the best epoch is chosen on all)
-            entry["dev_sets"] = {name: {k: v for k, v in _score_dev(run, utts).items() if k in ("wer", "cer")}
-                                 for name, utts in run.data.dev_sets}
+        if per_set:  # a list of dev sets: each one's WER too (the best epoch is chosen on all)
+            entry["dev_sets"] = per_set
         if run.writer is not None:
             run.writer.add_scalar("dev/wer", dev["wer"], epoch)
             run.writer.add_scalar("dev/cer", dev["cer"], epoch)
@@ -230,6 +230,21 @@ def dev_pass(run: Run, entry: dict) -> bool:
     if run.writer is not None:
         run.writer.add_scalar("train/epoch_loss", entry["train_loss"], epoch)
     return improved
+
+
+def _score_dev_sets(run: Run) -> tuple[dict, dict]:
+    """WER and CER over all dev utterances, and per set when ``data.dev_manifest`` is a list.
+
+    Each set is decoded once; the pooled rates add the sets' error counts up, as scoring them together would.
+    """
+    if not run.data.dev_sets:
+        return _score_dev(run, run.data.dev_utts), {}
+    per = {name: _score_dev(run, utts) for name, utts in run.data.dev_sets}
+    pooled = {}
+    for unit, key in (("words", "wer"), ("chars", "cer")):
+        fields = [f.name for f in dataclasses.fields(ErrorCounts)]
+        pooled[key] = ErrorCounts(**{f: sum(p[unit][f] for p in per.values()) for f in fields}).rate
+    return pooled, {name: {"wer": p["wer"], "cer": p["cer"]} for name, p in per.items()}
 
 
 def _score_dev(run: Run, utts: list) -> dict:
