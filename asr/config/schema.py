@@ -123,6 +123,9 @@ class AugmentConfig:
     bandlimit_rates_hz: tuple[int, ...] = (8000,)
     codec_prob: float = 0.0  # through a telephone or low-bit-rate codec (one of codecs)
     codecs: tuple[str, ...] = ("ulaw", "alaw", "gsm", "mp3", "opus")
+    # rooms and the recording chain start at this epoch (0-based): before it the network leaves CTC's
+    # all-blank start on near-clean audio (with the chain from epoch 0 it was still there at epoch 20)
+    chain_from_epoch: int = 0
 
     def wave_augment(self, sample_rate_hz: int = 16000):
         """The waveform part as an :class:`asr.data.augment.WaveAugment` (inactive when all parts are off)."""
@@ -137,7 +140,8 @@ class AugmentConfig:
 
 
 _CHAIN_KEYS = ("silence_prob", "silence_keep_s", "silence_pad_s", "babble_prob", "babble_snr_db", "babble_talkers",
-               "tilt_prob", "tilt_db_per_octave", "bandlimit_prob", "bandlimit_rates_hz", "codec_prob", "codecs")
+               "tilt_prob", "tilt_db_per_octave", "bandlimit_prob", "bandlimit_rates_hz", "codec_prob", "codecs",
+               "chain_from_epoch")
 
 
 @dataclass(frozen=True)

@@ -174,8 +174,11 @@ class WaveAugment:
     bandlimit_rates_hz: tuple[int, ...] = (8000,)
     codec_prob: float = 0.0
     codecs: tuple[str, ...] = ("ulaw", "alaw", "gsm", "mp3", "opus")
+    chain_from_epoch: int = 0
 
     def __post_init__(self):
+        if self.chain_from_epoch < 0:
+            raise ValueError(f"chain_from_epoch must be >= 0, got {self.chain_from_epoch}")
         if any(s <= 0 for s in self.speeds):
             raise ValueError(f"speed factors must be > 0, got {self.speeds}")
         for name, p in (("noise", self.noise_prob), ("reverb", self.reverb_prob), ("silence", self.silence_prob),
@@ -223,8 +226,11 @@ class WaveAugment:
         return float(self.speeds[rng.integers(len(self.speeds))]) if self.speeds else 1.0
 
     def __call__(self, samples: np.ndarray, rng: np.random.Generator, speed: float | None = None,
-                 others: OtherVoices | None = None) -> np.ndarray:
+                 others: OtherVoices | None = None, epoch: int | None = None) -> np.ndarray:
         """Augment; ``speed`` (if given) replaces the drawn speed factor, the other draws stay the same.
+
+        ``epoch`` below ``chain_from_epoch``: rooms and the recording chain are left out (speed, noise
+        and volume stay), so the network leaves CTC's all-blank start on near-clean audio first.
 
         ``others(rng, k)`` returns ``k`` other training utterances (other speakers where known),
         the voices babble is made of; without it babble is skipped.
@@ -234,10 +240,12 @@ class WaveAugment:
         """
         drawn = self.draw_speed(rng)  # always drawn first, so the later draws do not depend on ``speed``
         samples = speed_perturb(samples, drawn if speed is None else speed)
+        later = epoch is not None and epoch < self.chain_from_epoch
         chain = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]) if self.multi_condition else None
+        chain = None if later else chain
         if chain is not None:
             samples = self._silence(samples, chain)
-        if self.reverb_prob > 0 and rng.random() < self.reverb_prob:
+        if self.reverb_prob > 0 and rng.random() < self.reverb_prob and not later:
             rt60, drr = float(rng.uniform(*self.reverb_rt60_s)), float(rng.uniform(*self.reverb_drr_db))
             samples = reverberate(samples, rt60, self.sample_rate_hz, rng, direct_to_reverb_db=drr)
         if chain is not None:

@@ -303,9 +303,10 @@ class SpeechDataset(torch.utils.data.Dataset):
         ids = self.tokenizer.encode(u.text) if self.tokenizer is not None else []
         if self.augment is not None and epoch is not None:
             others = self.other_voices(i) if self.augment.babble_prob > 0 else None
-            augmented = self.augment(samples, utterance_rng(self.seed, epoch, i, copy), others=others)
+            augmented = self.augment(samples, utterance_rng(self.seed, epoch, i, copy), others=others, epoch=epoch)
             if self.feasible is not None and not self.feasible(len(augmented), ids):
-                augmented = self.augment(samples, utterance_rng(self.seed, epoch, i, copy), speed=1.0, others=others)
+                augmented = self.augment(samples, utterance_rng(self.seed, epoch, i, copy), speed=1.0, others=others,
+                                         epoch=epoch)
             samples = augmented
         return {"utt_id": u.utt_id, "samples": torch.from_numpy(samples), "ids": ids, "duration_s": u.duration_s}
 

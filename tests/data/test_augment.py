@@ -151,6 +151,7 @@ def test_augment_settings_are_validated():
     assert not Settings.from_dict({}).augment.wave_augment().active  # waveform parts are off by default
     room = Settings.from_dict({"augment": {"reverb": True, "reverb_rt60_s": [0.3, 0.5]}}).augment.wave_augment(8000)
     assert (room.reverb_prob, room.reverb_rt60_s, room.sample_rate_hz, room.active) == (0.3, (0.3, 0.5), 8000, True)
+    assert Settings.from_dict({"augment": {"chain_from_epoch": 8}}).augment.wave_augment().chain_from_epoch == 8
     for bad, key in (({"reverb_rt60_s": [0.0, 0.5]}, "reverb_rt60_s"), ({"reverb_drr_db": [10, 0]}, "reverb_drr_db"),
                      ({"reverb_prob": 1.5}, "reverb_prob"), ({"noise_prob": -0.1}, "noise_prob")):
         with pytest.raises(ConfigError, match=rf"augment\.{key}"):

@@ -128,6 +128,29 @@ def test_every_chain_part_is_seeded_per_utterance_and_epoch():
     assert len({len(o) for o in outs}) > 1  # silent ends trimmed or padded
 
 
+def test_rooms_and_the_chain_wait_for_chain_from_epoch_and_leave_the_other_draws_alone():
+    x = _padded(0.3, 0.3)
+    parts = dict(silence_prob=1.0, tilt_prob=1.0, bandlimit_prob=1.0, babble_prob=1.0, reverb_prob=1.0)
+    later = WaveAugment(speeds=(0.9, 1.1), noise_prob=1.0, chain_from_epoch=3, **parts)
+    now = WaveAugment(speeds=(0.9, 1.1), noise_prob=1.0, **parts)
+    plain = WaveAugment(speeds=(0.9, 1.1), noise_prob=1.0)
+    for epoch in range(5):
+        def rng(epoch=epoch):
+            return utterance_rng(9, epoch, 0)
+
+        got = later(x, rng(), others=_voices, epoch=epoch)
+        if epoch < 3:  # speed and noise as without the chain, nothing else
+            want = WaveAugment(speeds=(0.9, 1.1), noise_prob=1.0, reverb_prob=1.0, chain_from_epoch=9)
+            np.testing.assert_array_equal(got, want(x, rng(), epoch=epoch))
+            assert not np.array_equal(got, plain(x, rng()))  # noise and speed are there
+        else:
+            np.testing.assert_array_equal(got, now(x, rng(), others=_voices, epoch=epoch))
+    np.testing.assert_array_equal(later(x, utterance_rng(9, 0, 0), others=_voices),
+                                  now(x, utterance_rng(9, 0, 0), others=_voices))  # no epoch given: all on
+    with pytest.raises(ValueError, match="chain_from_epoch must be >= 0"):
+        WaveAugment(chain_from_epoch=-1)
+
+
 def test_chain_settings_are_checked():
     with pytest.raises(ValueError, match="codecs must be a non-empty list"):
         WaveAugment(codec_prob=0.5, codecs=("amr",))
