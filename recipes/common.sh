@@ -2,6 +2,9 @@
 #   --stage N / --stop-stage N   run stages N..M only
 #   --exp DIR                    where data/, lang/ and the run go (default: exp/<corpus> under the recipe)
 #   anything else                passed to asr train as Hydra overrides (model.num_layers=5 ...)
+# A recipe's own options (--name VALUE) are listed in recipe_opts before parse_args; the value lands in
+# opt_<name> (dashes become underscores), empty when the option is not given.
+recipe_opts=()
 stage=0
 stop_stage=100
 overrides=()
@@ -13,7 +16,14 @@ parse_args() {
       --data-dir|--data_dir) data_dir="$2"; shift 2 ;;
       --exp) exp="$2"; shift 2 ;;
       -h|--help) sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//' | head -n -1; exit 0 ;;
-      --*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
+      --*)
+        local name="${1#--}"
+        if [[ " ${recipe_opts[*]} " == *" $name "* ]]; then
+          [ $# -ge 2 ] || { echo "error: $1 needs a value (see --help)" >&2; exit 2; }
+          printf -v "opt_${name//-/_}" '%s' "$2"; shift 2
+        else
+          echo "error: unknown option $1 (see --help)" >&2; exit 2
+        fi ;;
       *) overrides+=("$1"); shift ;;
     esac
   done

@@ -127,3 +127,50 @@ def test_an4_ablation_trains_each_part_on_one_schedule_and_tables_every_conditio
     assert "silence_prob" not in (exp / "ablation" / "recipe" / ".hydra" / "overrides.yaml").read_text()
     r = subprocess.run([*ablation, *tiny], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0 and r.stdout.count("done already") == 2
+
+
+SPEECHOCEAN = Path(os.environ.get("ASR_SPEECHOCEAN_DIR", ROOT.parent / "shared" / "data" / "speechocean762"))
+
+
+def speechocean_subset(root: Path, out: Path, speakers: int = 30, per_speaker: int = 2) -> int:
+    """A small Kaldi data directory: the first utterances of the first speakers, audio paths made absolute."""
+    spk = dict(line.split(maxsplit=1) for line in (root / "train" / "utt2spk").read_text().splitlines())
+    keep: dict[str, list[str]] = {}
+    for utt, s in spk.items():
+        if (s in keep or len(keep) < speakers) and len(keep.setdefault(s, [])) < per_speaker:
+            keep[s].append(utt)
+    utts = {u for us in keep.values() for u in us}
+    (out / "train").mkdir(parents=True)
+    for name in ("text", "wav.scp", "utt2spk", "spk2gender"):
+        lines = (root / "train" / name).read_text().splitlines()
+        key = (lambda k: k in utts) if name != "spk2gender" else (lambda k: k in keep)
+        rows = [ln for ln in lines if key(ln.split(maxsplit=1)[0])]
+        if name == "wav.scp":
+            rows = [f"{ln.split(maxsplit=1)[0]} {root / ln.split(maxsplit=1)[1]}" for ln in rows]
+        (out / "train" / name).write_text("\n".join(rows) + "\n")
+    return len(utts)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SPEECHOCEAN.is_dir() and AN4.is_dir()), reason="speechocean762 or AN4 not in ../shared/data")
+def test_speechocean762_recipe_holds_speakers_out_mixes_an4_and_decodes_with_its_lm(tmp_path):
+    n = speechocean_subset(SPEECHOCEAN, tmp_path / "so")
+    exp = tmp_path / "exp"
+    r = run_recipe("speechocean762", "--data-dir", str(tmp_path / "so"), "--an4-dir", str(AN4), "--exp", str(exp),
+                   *TINY, "data.max_batch_duration_s=200", env_extra={"LM_WEIGHTS": "0", "WORD_SCORES": "0",
+                                                                      "AN4_WEIGHT": "0.1"})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    rows = {s: [json.loads(x) for x in (exp / "data" / f"{s}.jsonl").read_text().splitlines()]
+            for s in ("train", "dev", "test")}
+    assert sum(map(len, rows.values())) == n
+    voices = {s: {x["speaker"] for x in r_} for s, r_ in rows.items()}
+    assert len(voices["dev"]) == len(voices["test"]) == 3 and len(voices["train"]) == 24
+    assert not (voices["dev"] | voices["test"]) & voices["train"] and not voices["dev"] & voices["test"]
+    log = (exp / "train" / "train.log").read_text()
+    assert f"train corpus {exp / 'data' / 'an4' / 'train.jsonl'}: weight 0.1, 870 usable utterances" in log
+    assert f"train: {len(rows['train']) + 870} utterances" in log
+    assert "'" in json.loads((exp / "lang" / "vocab.json").read_text())  # speechocean762 writes "it's"
+    lm = json.loads((exp / "eval_test_beam_lm" / "summary.json").read_text())
+    assert lm["utterances"] == len(rows["test"]) and lm["decoder_settings"]["lm"] == str(exp / "lang" / "lm_3gram.bin")
+    r = run_recipe("speechocean762", "--an4-dir")
+    assert r.returncode == 2 and "--an4-dir needs a value" in r.stderr
