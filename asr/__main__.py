@@ -17,7 +17,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("train", "train_main", "train a model: asr train data=an4 model=small trainer.max_epochs=30"),
     "evaluate": ("evaluate", "evaluate_main", "WER/CER of a model file: model=<model.pt> data.manifest=<jsonl>"),
-    "transcribe": ("transcribe", "transcribe_main", "audio to text: model=<model.pt> input=<dir|file|jsonl> "
+    "transcribe": ("transcribe", "transcribe_main", "audio to text: model=<m.pt> input=<dir|file|jsonl> "
                    "output=<out.jsonl>"),
     "stats": ("train", "stats_main", "vocabulary + normalisation statistics: data=an4 output_dir=<dir>"),
     "validate": ("validate", "validate_main", "check manifests line by line: data.manifest=<jsonl or [a,b]>"),
@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "download-an4": ("corpora", "download_an4_main", "download CMU's AN4 archive: dir=<folder>"),
     "prepare-an4": ("corpora", "prepare_an4_main", "AN4 manifests: src=<an4 copy> out=<folder>"),
     "synthesize": ("corpora", "synthesize_main", "the embedded eSpeak NG corpus: out=<folder> num_train=3000"),
-    "import-kaldi": ("corpora", "import_kaldi_main", "a Kaldi data directory to a manifest: data_dir=<dir> "
+    "import-kaldi": ("corpora", "import_kaldi_main", "a Kaldi data dir to a manifest: data_dir=<dir> "
                      "out=<jsonl> root=<dir>"),
     "split-speakers": ("corpora", "split_speakers_main", "hold speakers out: manifest=<jsonl> train_out=<jsonl> "
                        "dev_out=<jsonl>"),
@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                             "out=<folder>"),
     "prepare-commonvoice": ("corpora", "prepare_commonvoice_main", "Common Voice manifests: src=<language dir> "
                             "out=<folder>"),
+    "prepare-speechocean762": ("corpora", "prepare_speechocean762_main", "speechocean762, digit readers held out: "
+                               "src=<dir> out=<folder>"),
 }
 
 

@@ -43,14 +43,12 @@ from robustness import (  # noqa: E402
 )
 
 from asr.analysis.tables import markdown_table  # noqa: E402
-from asr.corpora.kaldi import prepare_kaldi  # noqa: E402
-from asr.data.split import split_by_speaker  # noqa: E402
+from asr.corpora.speechocean762 import prepare_speechocean762  # noqa: E402
 from asr.inference.evaluate import score  # noqa: E402
 from asr.runtime import setup_threads  # noqa: E402
 
 CONDITIONS = ("clean", "trimmed", "8kHz", "telephone", "gsm", "mp3_17kbps", "opus_13kbps", "babble_10dB",
               "reverb_0.6s", "far_field", "bright_mic", "clipped_12dB", "quiet_-20dB")
-DIGITS = {"zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
 
 
 def spelled_rate(refs: list[str], hyps: list[str]) -> float | None:
@@ -60,22 +58,12 @@ def spelled_rate(refs: list[str], hyps: list[str]) -> float | None:
 
 
 def speechocean_digits(root: Path, out_dir: Path) -> Path:
-    """The digit strings of speechocean762's train directory, as a manifest in ``out_dir``.
+    """The digit strings of speechocean762's 26 speakers who read any, as ``out_dir/digits.jsonl``.
 
-    Only 26 of its 125 speakers read digit strings (77 utterances), so those speakers are the
-    held-out set: ``out_dir/train.jsonl`` holds the other 99 speakers, for a model that must
-    not have heard them (the same split as ``asr split-speakers`` with ``hold_out`` = those speakers).
+    :func:`asr.corpora.speechocean762.prepare_speechocean762` holds those speakers out, so a model
+    trained on its ``train.jsonl`` (the other 99; ``recipes/an4``'s extra corpus) has never heard them.
     """
-    prepare_kaldi(root / "train", out_dir / "all.jsonl", root=root)
-    rows = [json.loads(x) for x in (out_dir / "all.jsonl").read_text().splitlines()]
-    readers = sorted({r["speaker"] for r in rows if set(r["text"].split()) <= DIGITS})
-    if not readers:
-        sys.exit(f"{root}: no speaker reads digit strings")
-    split_by_speaker(out_dir / "all.jsonl", out_dir / "train.jsonl", out_dir / "held_out.jsonl", hold_out=readers)
-    lines = [x for x in (out_dir / "held_out.jsonl").read_text().splitlines()
-             if set(json.loads(x)["text"].split()) <= DIGITS]
-    (out_dir / "digits.jsonl").write_text("\n".join(lines) + "\n")
-    return out_dir / "digits.jsonl"
+    return Path(prepare_speechocean762(root, out_dir)["digits"]["manifest"])
 
 
 def score_held_out(manifest: Path, loaded: dict, decoders: dict) -> dict:

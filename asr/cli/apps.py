@@ -13,6 +13,7 @@ from asr.cli.corpora import (
     prepare_an4_main,
     prepare_commonvoice_main,
     prepare_librispeech_main,
+    prepare_speechocean762_main,
     split_speakers_main,
     synthesize_main,
 )
@@ -26,5 +27,6 @@ from asr.cli.validate import validate_main
 
 __all__ = ["average_main", "build_lm_main", "download_an4_main", "download_librispeech_main", "eval_table_main",
            "evaluate_main", "export_main", "import_kaldi_main", "prepare_commonvoice_main", "prepare_librispeech_main",
-           "inspect_main", "plot_main", "prepare_an4_main", "split_speakers_main", "stats_main", "sweep_table_main",
-           "synthesize_main", "train_main", "transcribe_main", "validate_main", "_decoder"]
+           "inspect_main", "plot_main", "prepare_an4_main", "prepare_speechocean762_main", "split_speakers_main",
+           "stats_main", "sweep_table_main", "synthesize_main", "train_main", "transcribe_main", "validate_main",
+           "_decoder"]

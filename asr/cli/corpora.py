@@ -1,5 +1,6 @@
 """Corpus preparation: ``asr download-an4``, ``asr prepare-an4``, ``asr synthesize``, ``asr import-kaldi``,
-``asr split-speakers``, ``asr download-librispeech``, ``asr prepare-librispeech``, ``asr prepare-commonvoice``."""
+``asr split-speakers``, ``asr download-librispeech``, ``asr prepare-librispeech``, ``asr prepare-commonvoice``,
+``asr prepare-speechocean762``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from asr.config.commands import (
     PrepareAn4Config,
     PrepareCommonvoiceConfig,
     PrepareLibrispeechConfig,
+    PrepareSpeechocean762Config,
     SplitSpeakersConfig,
     SynthesizeConfig,
 )
@@ -92,6 +94,14 @@ def _prepare_commonvoice(c: PrepareCommonvoiceConfig) -> int:
     return 0
 
 
+def _prepare_speechocean762(c: PrepareSpeechocean762Config) -> int:
+    from asr.corpora.speechocean762 import prepare_speechocean762
+
+    for name, r in prepare_speechocean762(c.src, c.out, apostrophes=c.apostrophes).items():
+        print(f"{name}: {r['utterances']} utterances, {r['speakers']} speakers -> {r['manifest']}")
+    return 0
+
+
 def _print_report(report: dict[str, dict]) -> None:
     """One line per manifest written; every utterance left out, named, on stderr."""
     for name, r in report.items():
@@ -134,6 +144,14 @@ def prepare_commonvoice_main(argv: list[str] | None = None) -> int:
     from asr.corpora.commonvoice import CommonVoiceError
 
     return tool("prepare-commonvoice", _prepare_commonvoice, argv, errors=(CommonVoiceError,))
+
+
+def prepare_speechocean762_main(argv: list[str] | None = None) -> int:
+    """``asr prepare-speechocean762 src=<dir> out=<folder>``: train on 99 speakers, 26 digit readers held out."""
+    from asr.corpora.kaldi import KaldiError
+    from asr.data.split import SplitError
+
+    return tool("prepare-speechocean762", _prepare_speechocean762, argv, errors=(KaldiError, SplitError))
 
 
 def download_an4_main(argv: list[str] | None = None) -> int:

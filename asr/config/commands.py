@@ -277,6 +277,15 @@ class ImportKaldiConfig:
 
 
 @dataclass(frozen=True)
+class PrepareSpeechocean762Config:
+    """``asr prepare-speechocean762``: its 99 speakers who read no digit string to train on, the other 26's digits."""
+
+    src: str  # the speechocean762 directory holding train/ (wav.scp paths are relative to it)
+    out: str  # all / train / held_out / digits .jsonl go here
+    apostrophes: bool = True  # false: "it's" -> "its", for a model whose alphabet has no apostrophe (AN4's)
+
+
+@dataclass(frozen=True)
 class SplitSpeakersConfig:
     """``asr split-speakers``: hold whole speakers out of a manifest (seeded), for a dev set of unseen voices."""
 
@@ -330,6 +339,7 @@ TOOL_CONFIGS: dict[str, type] = {
     "export": ExportConfig, "build-lm": BuildLmConfig, "download-an4": DownloadAn4Config,
     "prepare-an4": PrepareAn4Config,
     "synthesize": SynthesizeConfig, "import-kaldi": ImportKaldiConfig, "split-speakers": SplitSpeakersConfig,
+    "prepare-speechocean762": PrepareSpeechocean762Config,
     "download-librispeech": DownloadLibrispeechConfig, "prepare-librispeech": PrepareLibrispeechConfig,
     "prepare-commonvoice": PrepareCommonvoiceConfig,
 }
