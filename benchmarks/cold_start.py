@@ -53,10 +53,11 @@ def pick_audio(manifest: str, duration_s: float) -> tuple[str, float]:
     return str(Path(best.audio_path).resolve()), best.duration_s
 
 
-def transcribe_command(runtime: str, model: str, audio: str, out_dir: Path, extra: list[str]) -> list[str]:
+def transcribe_command(runtime: str, model: str, audio: str, out_dir: Path, extra: list[str],
+                       settings: list[str]) -> list[str]:
     return [sys.executable, *extra, "-m", "asr", "transcribe", f"runtime={runtime}", f"model={model}",
             f"input={audio}", f"output={out_dir / 'out.jsonl'}", f"hydra.run.dir={out_dir / 'hydra'}",
-            "progress=false"]
+            "progress=false", *settings]
 
 
 def run_once(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
@@ -82,7 +83,7 @@ def import_costs(stderr: str, top: int) -> dict:
             "top_packages_s": {k: round(v / 1e6, 3) for k, v in own.most_common(top)}}
 
 
-def measure(commands: dict[str, tuple[str, str]], audio: str, runs: int, tmp: Path) -> dict:
+def measure(commands: dict[str, tuple[str, str]], audio: str, runs: int, tmp: Path, settings: list[str]) -> dict:
     """Median wall of ``runs`` alternating cold processes per runtime, their transcripts, one importtime run each."""
     walls: dict[str, list[float]] = {name: [] for name in [*commands, "python -c pass"]}
     texts: dict[str, set[str]] = {name: set() for name in commands}
@@ -90,14 +91,14 @@ def measure(commands: dict[str, tuple[str, str]], audio: str, runs: int, tmp: Pa
         walls["python -c pass"].append(run_once([sys.executable, "-c", "pass"], tmp)[0])
         for name, (runtime, model) in commands.items():
             out = tmp / f"{name}-{r}"
-            wall, _ = run_once(transcribe_command(runtime, model, audio, out, []), tmp)
+            wall, _ = run_once(transcribe_command(runtime, model, audio, out, [], settings), tmp)
             walls[name].append(wall)
             texts[name].add(json.loads((out / "out.jsonl").read_text())["text"])
     result = {name: {"median_s": round(statistics.median(w), 3), "wall_s": [round(x, 3) for x in w]}
               for name, w in walls.items()}
     for name, (runtime, model) in commands.items():
-        _, done = run_once(transcribe_command(runtime, model, audio, tmp / f"{name}-importtime", ["-X", "importtime"]),
-                           tmp)
+        cmd = transcribe_command(runtime, model, audio, tmp / f"{name}-importtime", ["-X", "importtime"], settings)
+        _, done = run_once(cmd, tmp)
         result[name].update(text=sorted(texts[name]), imports=import_costs(done.stderr, 12))
     return result
 
@@ -111,6 +112,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=3.0)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--no-torch", action="store_true", help="time runtime=onnx only")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more asr transcribe settings (threads=1)")
     args = p.parse_args()
     if not args.onnx and not args.model:
         p.error("give --onnx or --model")
@@ -129,8 +131,9 @@ def main() -> None:
         if args.model and not args.no_torch:
             commands["torch"] = ("torch", str(Path(args.model).resolve()))
         before = host()
-        result = measure(commands, audio, args.runs, Path(tmp))
+        result = measure(commands, audio, args.runs, Path(tmp), args.set)
     print(json.dumps({"benchmark": "cold_start", "audio": audio, "audio_seconds": duration, "runs": args.runs,
+                      "settings": args.set,
                       "host": before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
                       "runtimes": result}, indent=2))
 
