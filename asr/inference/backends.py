@@ -59,7 +59,7 @@ def load_recognizer(path: str | os.PathLike, runtime: str = "torch", threads: in
     if runtime == "onnx":
         if _is_zip(path):
             raise model_file_error(f"{path}: a torch model file; runtime=onnx runs an export of it "
-                                 f"(asr export model={path} out={path.with_suffix('.onnx')})")
+                                    f"(asr export model={path} out={path.with_suffix('.onnx')})")
         from asr.inference.onnx_runtime import load_onnx
 
         return load_onnx(path, threads)

@@ -49,11 +49,11 @@ def read_metadata(meta: dict[str, str], where: str) -> tuple[FeatureConfig, Char
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise model_file_error(f"{where}: not an asr ONNX export (metadata_props lacks {', '.join(missing)}; "
-                             "export a model file with asr export)")
+                                "export a model file with asr export)")
     if meta["asr_format"] != ONNX_FORMAT or meta["asr_format_version"] != str(ONNX_FORMAT_VERSION):
         raise model_file_error(f"{where}: metadata asr_format {meta['asr_format']!r} version "
-                             f"{meta['asr_format_version']!r} is not supported (this asr reads {ONNX_FORMAT} "
-                             f"version {ONNX_FORMAT_VERSION})")
+                                f"{meta['asr_format_version']!r} is not supported (this asr reads {ONNX_FORMAT} "
+                                f"version {ONNX_FORMAT_VERSION})")
     parsed = {}
     for key in ("vocab", "features", "model"):
         try:
@@ -68,7 +68,7 @@ def read_metadata(meta: dict[str, str], where: str) -> tuple[FeatureConfig, Char
         raise model_file_error(f"{where}: invalid settings in metadata_props: {err}") from None
     if min_samples != features.fft_length:
         raise model_file_error(f"{where}: metadata min_samples={min_samples} does not match the feature settings' "
-                             f"frame length ({features.fft_length} samples)")
+                                f"frame length ({features.fft_length} samples)")
     return features, tokenizer, parsed["model"] if isinstance(parsed["model"], dict) else {}
 
 
@@ -116,11 +116,11 @@ class OnnxRecognizer:
         names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
         if names != (["wave", "wave_lens"], ["log_probs", "lengths"]):
             raise model_file_error(f"{self.path}: inputs/outputs {names} are not an asr export's "
-                                 "(wave, wave_lens -> log_probs, lengths)")
+                                    "(wave, wave_lens -> log_probs, lengths)")
         vocab_dim = self.session.get_outputs()[0].shape[-1]
         if isinstance(vocab_dim, int) and vocab_dim != len(self.tokenizer):
             raise model_file_error(f"{self.path}: the graph outputs {vocab_dim} classes, its metadata vocab has "
-                                 f"{len(self.tokenizer)}")
+                                    f"{len(self.tokenizer)}")
 
     def run(self, wave: np.ndarray, wave_lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``wave: (B, S)`` float, ``wave_lens: (B,)`` → ``log_probs: (B, T, V)`` float32, ``lengths: (B,)`` int64

@@ -151,7 +151,7 @@ class WindowBatch:
 
 
 def collate_windows(batch: list[dict]) -> WindowBatch:
-    """Pad the readable windows of a batch into one tensor; unreadable ones become ``errors``."""
+    """Pad the readable windows of a batch into one array; unreadable ones become ``errors``."""
     ok = [b for b in batch if "error" not in b]
     wave_lens = np.array([len(b["samples"]) for b in ok], dtype=np.int64)
     waves = np.zeros((len(ok), int(wave_lens.max()) if ok else 0), dtype=np.float32)
