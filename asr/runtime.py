@@ -1,4 +1,8 @@
-"""Process set-up shared by the commands: device, CPU threads, seeding, logging."""
+"""Process set-up shared by the commands: device, CPU threads, seeding, logging.
+
+torch is imported by the functions that need it, so the core counts here serve ``asr transcribe
+runtime=onnx``, which never loads torch.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ import logging
 import os
 import random
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,8 @@ def free_cores() -> int:
 
 def setup_threads(threads: int = 0) -> int:
     """Set torch's intra-op threads: ``threads`` if > 0, else :func:`free_cores`."""
+    import torch
+
     n = threads if threads > 0 else free_cores()
     torch.set_num_threads(n)
     return n
@@ -68,6 +77,8 @@ def setup_threads(threads: int = 0) -> int:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` → CUDA when available, else CPU; an explicit ``cuda`` without a GPU is an error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
@@ -77,6 +88,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -37,11 +37,20 @@ from asr.config.schema import MISSING, ConfigError, defaults_dict, from_dict
 from asr.data.audio import AudioError
 from asr.data.manifest import ManifestError
 from asr.fileio import describe_os_error
-from asr.models.checkpoint import ModelFileError
 
 log = logging.getLogger("asr")
 CONFIG_PATH = "pkg://asr.conf"
-USER_ERRORS = (ConfigError, ManifestError, ModelFileError, AudioError, FileNotFoundError, RuntimeError)
+USER_ERRORS = (ConfigError, ManifestError, AudioError, FileNotFoundError, RuntimeError)  # + ModelFileError, see below
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """:data:`USER_ERRORS`, and ``ModelFileError`` once its module is loaded: only then can one have been raised.
+
+    :mod:`asr.models.checkpoint` imports torch, which ``asr transcribe runtime=onnx`` never loads
+    (the ONNX runtime imports that module only to raise its error).
+    """
+    checkpoint = sys.modules.get("asr.models.checkpoint")
+    return USER_ERRORS + ((checkpoint.ModelFileError,) if checkpoint is not None else ())
 
 
 def fail(err: object) -> None:
@@ -56,7 +65,7 @@ def user_errors(fn):
     def wrapper(cfg: DictConfig):
         try:
             return fn(cfg)
-        except USER_ERRORS as err:
+        except user_error_types() as err:
             log.error("%s", err)
             fail(err)
         except OSError as err:  # read-only folder, full disk, name too long...: the path and what to do
@@ -247,7 +256,7 @@ def tool(command: str, run: Callable, argv: list[str] | None, flags: Flags = Fla
         return run(settings) or 0
     except (HydraException, OmegaConfBaseException) as err:  # an override Hydra cannot apply
         print("error: " + "; ".join(line for line in str(err).splitlines() if line.strip()), file=sys.stderr)
-    except (*USER_ERRORS, *errors, ValueError) as err:
+    except (*user_error_types(), *errors, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
     except OSError as err:
         print(f"error: {describe_os_error(err)}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,10 +15,8 @@ from asr.config.schema import ConfigError, check_decoder
 
 @store_app("transcribe")
 def _transcribe_app(cfg: DictConfig) -> None:
-    from asr.inference.backends import device_for, load_recognizer
+    from asr.inference.backends import load_recognizer
     from asr.inference.transcribe import check_formats, transcribe
-    from asr.runtime import resolve_device, setup_threads
-    from asr.training import distributed
 
     c = validated(cfg, TranscribeConfig)
     check_decoder(c.decoder)
@@ -25,25 +24,47 @@ def _transcribe_app(cfg: DictConfig) -> None:
         formats = check_formats(c.format)
     except ValueError as err:
         raise ConfigError(f"format: {err}") from None
-    world, device = distributed.init_from_env(resolve_device(device_for(c.runtime, c.device)))
-    threads = setup_threads(distributed.threads_per_rank(c.threads, world))
+    rank, world_size, device, threads = _join(c)
     model, tokenizer = load_recognizer(c.model, c.runtime, threads)
     model.to(device)
     summary = transcribe(
         model, tokenizer, c.input, c.output, formats=formats, include=c.include, extensions=c.extension_list,
         resume=c.resume, overwrite=c.overwrite, min_duration_s=c.min_duration_s,
         max_batch_duration_s=c.batch.max_duration_s, num_workers=c.batch.num_workers, windows=c.long_audio,
-        subtitles=c.subtitles, device=device, progress=c.progress if world.is_main else False,
-        rank=world.rank, world_size=world.size,
+        subtitles=c.subtitles, device=device, progress=c.progress if rank == 0 else False,
+        rank=rank, world_size=world_size,
         run_info={"model": str(Path(c.model).resolve()), "input": str(Path(c.input).resolve()),
                   "device": str(device), "threads": threads, "runtime": c.runtime})
-    distributed.shutdown()
-    if world.is_main:
+    if world_size > 1:
+        from asr.training import distributed
+
+        distributed.shutdown()
+    if rank == 0:
         _report(summary)
         if summary["files"] and not summary["transcribed"]:
             sys.exit(1)  # nothing could be transcribed: a script must not take that for success
         if summary["failed"]:
             sys.exit(3)  # the rest is transcribed; the inputs that failed are in the output and the summary
+
+
+def _join(c: TranscribeConfig) -> tuple[int, int, object, int]:
+    """``(rank, world size, device, threads)`` of this process, in torchrun's process group if there is one.
+
+    An ONNX export on the CPU in one process needs nothing of torch, whose import alone takes
+    seconds (``benchmarks/cold_start.py``), so that case sets up no torch device or threads:
+    onnxruntime gets the threads.
+    """
+    from asr.inference.backends import device_for
+    from asr.runtime import free_cores
+
+    device = device_for(c.runtime, c.device)
+    if c.runtime == "onnx" and device == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, device, c.threads if c.threads > 0 else free_cores()
+    from asr.runtime import resolve_device, setup_threads
+    from asr.training import distributed
+
+    world, dev = distributed.init_from_env(resolve_device(device))
+    return world.rank, world.size, dev, setup_threads(distributed.threads_per_rank(c.threads, world))
 
 
 transcribe_main = torchrun_aware(_transcribe_app)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from asr.config.schema import DataConfig, DecoderConfig
-from asr.frontend.features import FeatureConfig
+from asr.frontend.config import FeatureConfig
 from asr.inference.outputs import SubtitleConfig
 from asr.inference.segment import WindowConfig
 

@@ -18,9 +18,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from asr.decoding.ctc import check_decoder_files
-from asr.frontend.features import CMN_MODES, FeatureConfig
-from asr.models.acoustic import check_projection
+from asr.decoding.rules import check_decoder_files
+from asr.frontend.config import CMN_MODES, FeatureConfig
 
 
 class ConfigError(ValueError):
@@ -472,6 +471,8 @@ class Settings:
                               f"({s.data.max_duration_s})")
         check_train_weights(s.data)
         check_decoder(s.decoder)
+        from asr.models.acoustic import check_projection  # here: the model module imports torch, the schema must not
+
         try:
             check_projection(s.model.rnn_type, s.model.hidden_size, s.model.proj_size)
         except ValueError as err:

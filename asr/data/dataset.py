@@ -27,6 +27,7 @@ import torch
 
 from asr.data.audio import AudioError, load_audio
 from asr.data.augment import WaveAugment, utterance_rng
+from asr.data.batching import make_batches  # also this module's name for it (callers import it from here)
 from asr.data.manifest import Utterance
 from asr.data.tokenizer import CharTokenizer
 
@@ -37,36 +38,6 @@ def ctc_min_frames(token_ids: Sequence[int]) -> int:
     """Frames CTC needs for a target: one per token, plus a blank between each repeated pair."""
     repeats = sum(1 for a, b in zip(token_ids, token_ids[1:]) if a == b)
     return len(token_ids) + repeats
-
-
-def make_batches(durations: Sequence[float], max_batch_duration_s: float, *, seed: int = 0, epoch: int = 0,
-                 shuffle: bool = True, sort_jitter: float = 0.0) -> list[list[int]]:
-    """Group utterance indices into batches of similar duration.
-
-    Utterances are sorted by (optionally jittered) duration and cut into consecutive
-    batches whose padded duration, ``len(batch) * max(duration)``, stays within
-    ``max_batch_duration_s``; the batch order is then shuffled. The plan depends only on
-    ``(seed, epoch)``, so every process computes the same one.
-    """
-    rng = random.Random(seed * 100_003 + epoch)
-    keys = [d * (1 + sort_jitter * (2 * rng.random() - 1)) if sort_jitter else d for d in durations]
-    order = sorted(range(len(durations)), key=lambda i: (keys[i], i))
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    cur_max = 0.0
-    for i in order:
-        d = durations[i]
-        new_max = max(cur_max, d)
-        if cur and new_max * (len(cur) + 1) > max_batch_duration_s:
-            batches.append(cur)
-            cur, new_max = [], d
-        cur.append(i)
-        cur_max = new_max
-    if cur:
-        batches.append(cur)
-    if shuffle:
-        rng.shuffle(batches)
-    return batches
 
 
 class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):

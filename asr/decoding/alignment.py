@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -44,19 +44,21 @@ class Word:
                 "confidence": round(self.confidence, 3)}
 
 
-def best_path(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def best_path(log_probs):
     """Greedy symbol and its posterior for every frame.
 
     Args:
-        log_probs: ``(B, T, V)`` (or ``(T, V)``) frame log-posteriors.
+        log_probs: ``(B, T, V)`` (or ``(T, V)``) frame log-posteriors, a numpy array or a torch tensor
+            (numpy keeps ``asr transcribe runtime=onnx`` free of torch).
 
     Returns:
-        ``ids: (B, T)`` long (argmax, as :func:`asr.decoding.ctc.greedy_decode` picks it) and
-        ``posteriors: (B, T)`` float in [0, 1].
+        ``ids: (B, T)`` integers (argmax, the first of equal maxima, as :func:`asr.decoding.ctc.greedy_decode`
+        picks it) and ``posteriors: (B, T)`` floats in [0, 1], of the input's kind.
     """
-    ids = log_probs.argmax(dim=-1)
-    posteriors = log_probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1).exp()
-    return ids, posteriors
+    ids = log_probs.argmax(-1)
+    if isinstance(log_probs, np.ndarray):
+        return ids, np.exp(np.take_along_axis(log_probs, ids[..., None], axis=-1)[..., 0])
+    return ids, log_probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1).exp()
 
 
 def words_from_path(ids: Sequence[int], posteriors: Sequence[float], vocab: Sequence[str], *,
@@ -110,7 +112,7 @@ def words_from_path(ids: Sequence[int], posteriors: Sequence[float], vocab: Sequ
     return words
 
 
-def force_align(log_probs: torch.Tensor, targets: Sequence[int], blank: int = 0) -> list[int] | None:
+def force_align(log_probs, targets: Sequence[int], blank: int = 0) -> list[int] | None:
     """The most likely CTC frame path that spells ``targets``: one symbol (or blank) per frame.
 
     Viterbi over the usual CTC states (a blank around every target symbol; a repeated symbol
@@ -118,17 +120,20 @@ def force_align(log_probs: torch.Tensor, targets: Sequence[int], blank: int = 0)
     LM) the frame path that :func:`words_from_path` turns into timed words with confidences.
 
     Args:
-        log_probs: ``(T, V)`` valid frames of one utterance.
+        log_probs: ``(T, V)`` torch tensor, the valid frames of one utterance.
         targets: ``(L,)`` symbol ids, no blanks.
 
     Returns:
         ``(T,)`` symbol ids, or None when ``targets`` cannot fit in ``T`` frames.
 
     Example:
+        >>> import torch
         >>> lp = torch.log(torch.tensor([[.1, .8, .1], [.6, .2, .2], [.1, .1, .8], [.1, .3, .6]]))
         >>> force_align(lp, [1, 2]), force_align(lp, [1, 1]), force_align(lp, [2, 2, 2])
         ([1, 0, 2, 2], [1, 0, 1, 1], None)
     """
+    import torch  # here: transcription's greedy words (best_path, words_from_path) run without torch
+
     T = log_probs.shape[0]
     states = [blank]
     for sym in targets:

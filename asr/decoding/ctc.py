@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from asr.data.tokenizer import BLANK
+from asr.decoding.rules import DECODERS, check_decoder_files  # noqa: F401 - re-exported
 from asr.fileio import atomic_write_text
 
 WORD_BOUNDARY = "|"  # the decoder's name for the space character
-DECODERS = ("greedy", "beam", "beam_lm", "beam_cuda")  # names build_decoder knows
 Decoder = Callable[[torch.Tensor, torch.Tensor], list[str]]
 
 
@@ -255,23 +255,3 @@ def build_decoder(name: str, vocab: Sequence[str], **options) -> Decoder:
     if name == "beam_cuda":
         return CudaBeamSearchDecoder(vocab, **options)
     raise ValueError(f"unknown decoder {name!r} ({', '.join(DECODERS)})")
-
-
-def check_decoder_files(name: str, lexicon: str | os.PathLike | None, lm: str | os.PathLike | None) -> None:
-    """The rule for which decoder takes which files: ``beam_lm`` needs a lexicon and an LM, ``beam``
-    may take a lexicon (words only, no LM), ``greedy`` and ``beam_cuda`` take neither.
-
-    Args:
-        name: one of :data:`DECODERS`.
-        lexicon, lm: the ``decoder.lexicon`` and ``decoder.lm`` paths, or None (an empty string counts as unset).
-
-    Raises:
-        ValueError: the message names the ``decoder.*`` key to set or clear.
-    """
-    if name == "beam_lm" and (not lexicon or not lm):
-        raise ValueError("decoder=beam_lm needs decoder.lexicon=<lexicon.txt> and decoder.lm=<ARPA or KenLM binary> "
-                         "(both written by `asr build-lm`, recipe stage 5)")
-    if name != "beam_lm" and lm:
-        raise ValueError(f"decoder.lm is set but decoder.name={name} uses no language model: use decoder=beam_lm")
-    if name in ("greedy", "beam_cuda") and lexicon:
-        raise ValueError(f"decoder.lexicon is set but decoder.name={name} ignores it: use decoder=beam or beam_lm")

@@ -12,9 +12,19 @@ import os
 from pathlib import Path
 
 from asr.config.commands import RUNTIMES
-from asr.models.checkpoint import ModelFileError
 
 __all__ = ["RUNTIMES", "device_for", "load_recognizer", "model_fingerprint", "quantize_torch"]
+
+
+def model_file_error(message: str) -> Exception:
+    """:class:`asr.models.checkpoint.ModelFileError` with ``message``, its module imported only now.
+
+    That module imports torch; the ONNX runtime raises through this, so that it loads torch only
+    on its way to reporting a bad file, never on a good one.
+    """
+    from asr.models.checkpoint import ModelFileError
+
+    return ModelFileError(message)
 
 
 def _is_zip(path: Path) -> bool:
@@ -48,13 +58,13 @@ def load_recognizer(path: str | os.PathLike, runtime: str = "torch", threads: in
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     if runtime == "onnx":
         if _is_zip(path):
-            raise ModelFileError(f"{path}: a torch model file; runtime=onnx runs an export of it "
-                                 f"(asr export model={path} out={path.with_suffix('.onnx')})")
+            raise model_file_error(f"{path}: a torch model file; runtime=onnx runs an export of it "
+                                    f"(asr export model={path} out={path.with_suffix('.onnx')})")
         from asr.inference.onnx_runtime import load_onnx
 
         return load_onnx(path, threads)
     if path.is_file() and not _is_zip(path) and path.suffix == ".onnx":
-        raise ModelFileError(f"{path}: an ONNX export; run it with runtime=onnx")
+        raise model_file_error(f"{path}: an ONNX export; run it with runtime=onnx")
     from asr.models.checkpoint import load_model
 
     model, tokenizer, _ = load_model(path, map_location="cpu")
@@ -81,10 +91,10 @@ def quantize_torch(model):
 def model_fingerprint(model) -> str:
     """SHA-256 of a torch model's state dict (names, dtypes, shapes, values), or the model's own ``fingerprint()``
     (an ONNX export's file bytes, a quantized model's float weights)."""
-    import torch
-
     if hasattr(model, "fingerprint"):
         return model.fingerprint()
+    import torch
+
     weights = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         t = t.detach().cpu().contiguous()

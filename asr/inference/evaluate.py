@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,20 +15,11 @@ from asr.data.manifest import Utterance
 from asr.data.tokenizer import CharTokenizer
 from asr.decoding.ctc import Decoder, GreedyDecoder
 from asr.fileio import atomic_open, atomic_write_text, drop_inherited_locks
-from asr.inference.metrics import ErrorCounts, add, alignment_text, char_errors, word_errors
+from asr.inference.metrics import Hypothesis, alignment_text, score
 from asr.models.acoustic import Recognizer
 from asr.training import distributed
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Hypothesis:
-    """The recognised text of one utterance; ``error`` says why there is none."""
-
-    utt_id: str
-    text: str | None  # None: the audio could not be read
-    error: str | None = None
 
 
 @torch.inference_mode()
@@ -68,32 +58,6 @@ def recognize(model: Recognizer, tokenizer: CharTokenizer, utts: Sequence[Uttera
             out[utt_id] = Hypothesis(utt_id, text)
     model.train(was_training)
     return [out[u.utt_id] for u in utts]
-
-
-def score(utts: Sequence[Utterance], hyps: Sequence[Hypothesis]) -> tuple[dict, list[dict]]:
-    """Corpus WER/CER with S/D/I counts, and one row per utterance sorted worst first.
-
-    An utterance whose audio could not be read is scored as all deletions (it counts
-    against the model, and is listed in ``failed``).
-    """
-    words, chars = ErrorCounts(), ErrorCounts()
-    rows, failed = [], []
-    for u, h in zip(utts, hyps):
-        hyp = h.text if h.text is not None else ""
-        if h.text is None:
-            failed.append({"utt_id": u.utt_id, "reason": h.error})
-        w, c = word_errors(u.text, hyp), char_errors(u.text, hyp)
-        words, chars = add(words, w), add(chars, c)
-        rows.append({"utt_id": u.utt_id, "ref": u.text, "hyp": hyp, "wer": w.rate, "cer": c.rate,
-                     "word_errors": w.errors, "ref_words": w.ref_len, "error": h.error})
-    rows.sort(key=lambda r: (-r["word_errors"], -r["wer"], r["utt_id"]))
-    summary = {
-        "wer": words.rate, "cer": chars.rate, "utterances": len(utts),
-        "words": words.to_dict(), "chars": chars.to_dict(),
-        "sentence_error_rate": sum(r["word_errors"] > 0 for r in rows) / max(1, len(rows)),
-        "failed": failed,
-    }
-    return summary, rows
 
 
 def write_report(out_dir: str | Path, summary: dict, rows: list[dict]) -> None:

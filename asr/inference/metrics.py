@@ -1,11 +1,15 @@
-"""Word and character error rates with jiwer, with per-utterance alignments."""
+"""Word and character error rates with jiwer, with per-utterance alignments, and corpus scoring (:func:`score`).
+
+No torch here: transcription scores a manifest's references with it in ``runtime=onnx`` runs too.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import jiwer
+from asr.data.manifest import Utterance
 
 
 @dataclass
@@ -41,6 +45,8 @@ def _counts(ref_units: list[str], hyp_units: list[str]) -> tuple[ErrorCounts, li
         return ErrorCounts(insertions=len(hyp_units)), []
     if not hyp_units:
         return ErrorCounts(deletions=len(ref_units)), []
+    import jiwer  # here: transcription without references (a folder, a file) never scores
+
     out = jiwer.process_words(" ".join(ref_units), " ".join(hyp_units))
     return ErrorCounts(out.substitutions, out.deletions, out.insertions, out.hits), out.alignments[0]
 
@@ -91,3 +97,38 @@ def format_pct(rate: float | None, missing: str = "-") -> str:
     without a dev set records its best dev WER as ``inf``).
     """
     return missing if rate is None or not math.isfinite(rate) else f"{100 * rate:.2f} %"
+
+
+@dataclass
+class Hypothesis:
+    """The recognised text of one utterance; ``error`` says why there is none."""
+
+    utt_id: str
+    text: str | None  # None: the audio could not be read
+    error: str | None = None
+
+
+def score(utts: Sequence[Utterance], hyps: Sequence[Hypothesis]) -> tuple[dict, list[dict]]:
+    """Corpus WER/CER with S/D/I counts, and one row per utterance sorted worst first.
+
+    An utterance whose audio could not be read is scored as all deletions (it counts
+    against the model, and is listed in ``failed``).
+    """
+    words, chars = ErrorCounts(), ErrorCounts()
+    rows, failed = [], []
+    for u, h in zip(utts, hyps):
+        hyp = h.text if h.text is not None else ""
+        if h.text is None:
+            failed.append({"utt_id": u.utt_id, "reason": h.error})
+        w, c = word_errors(u.text, hyp), char_errors(u.text, hyp)
+        words, chars = add(words, w), add(chars, c)
+        rows.append({"utt_id": u.utt_id, "ref": u.text, "hyp": hyp, "wer": w.rate, "cer": c.rate,
+                     "word_errors": w.errors, "ref_words": w.ref_len, "error": h.error})
+    rows.sort(key=lambda r: (-r["word_errors"], -r["wer"], r["utt_id"]))
+    summary = {
+        "wer": words.rate, "cer": chars.rate, "utterances": len(utts),
+        "words": words.to_dict(), "chars": chars.to_dict(),
+        "sentence_error_rate": sum(r["word_errors"] > 0 for r in rows) / max(1, len(rows)),
+        "failed": failed,
+    }
+    return summary, rows

@@ -2,10 +2,11 @@
 
 :class:`OnnxRecognizer` is called like :class:`asr.models.acoustic.Recognizer`
 (``(wave: (B, S), wave_lens: (B,))`` → ``(log_probs: (B, T, V), lengths: (B,))``, torch tensors)
-and carries ``features.config``, so :func:`asr.inference.transcribe.transcribe` and
-:func:`asr.inference.evaluate.evaluate` use it unchanged. Its settings come from the file's
-``metadata_props``, which are read as data and validated (types, ranges, the vocabulary, the
-output size), never executed.
+and carries ``features.config``, so :func:`asr.inference.evaluate.evaluate` uses it unchanged;
+:meth:`OnnxRecognizer.run` is the same on numpy arrays. This module imports no torch, so
+``asr transcribe runtime=onnx`` (:func:`asr.inference.transcribe.transcribe`) starts without loading it.
+Its settings come from the file's ``metadata_props``, which are read as data and validated (types,
+ranges, the vocabulary, the output size), never executed.
 
 Example:
     >>> model, tokenizer = load_onnx("exp/an4/model.onnx", threads=2)  # doctest: +SKIP
@@ -20,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from asr.config.schema import ConfigError, Settings
+from asr.config.schema import ConfigError, from_dict
 from asr.data.tokenizer import CharTokenizer
 from asr.fileio import file_sha256
-from asr.frontend.features import FeatureConfig
-from asr.models.checkpoint import ModelFileError
+from asr.frontend.config import FeatureConfig
+from asr.inference.backends import model_file_error
 
 ONNX_FORMAT = "asr-onnx"  # what asr.inference.export writes into metadata_props, and the one format read back
 ONNX_FORMAT_VERSION = 1
@@ -48,28 +48,28 @@ def read_metadata(meta: dict[str, str], where: str) -> tuple[FeatureConfig, Char
     """
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
-        raise ModelFileError(f"{where}: not an asr ONNX export (metadata_props lacks {', '.join(missing)}; "
-                             "export a model file with asr export)")
+        raise model_file_error(f"{where}: not an asr ONNX export (metadata_props lacks {', '.join(missing)}; "
+                                "export a model file with asr export)")
     if meta["asr_format"] != ONNX_FORMAT or meta["asr_format_version"] != str(ONNX_FORMAT_VERSION):
-        raise ModelFileError(f"{where}: metadata asr_format {meta['asr_format']!r} version "
-                             f"{meta['asr_format_version']!r} is not supported (this asr reads {ONNX_FORMAT} "
-                             f"version {ONNX_FORMAT_VERSION})")
+        raise model_file_error(f"{where}: metadata asr_format {meta['asr_format']!r} version "
+                                f"{meta['asr_format_version']!r} is not supported (this asr reads {ONNX_FORMAT} "
+                                f"version {ONNX_FORMAT_VERSION})")
     parsed = {}
     for key in ("vocab", "features", "model"):
         try:
             parsed[key] = json.loads(meta.get(key, "{}"))
         except ValueError as err:
-            raise ModelFileError(f"{where}: metadata {key} is not valid JSON ({err})") from None
+            raise model_file_error(f"{where}: metadata {key} is not valid JSON ({err})") from None
     try:
-        settings = Settings.from_dict({"features": parsed["features"]}, groups=("features",))
+        features = from_dict(FeatureConfig, parsed["features"], "features")  # as a model file's settings are read
         tokenizer = CharTokenizer(parsed["vocab"] if isinstance(parsed["vocab"], list) else [])
         min_samples = int(meta["min_samples"])
     except (ConfigError, ValueError, TypeError) as err:
-        raise ModelFileError(f"{where}: invalid settings in metadata_props: {err}") from None
-    if min_samples != settings.features.fft_length:
-        raise ModelFileError(f"{where}: metadata min_samples={min_samples} does not match the feature settings' "
-                             f"frame length ({settings.features.fft_length} samples)")
-    return settings.features, tokenizer, parsed["model"] if isinstance(parsed["model"], dict) else {}
+        raise model_file_error(f"{where}: invalid settings in metadata_props: {err}") from None
+    if min_samples != features.fft_length:
+        raise model_file_error(f"{where}: metadata min_samples={min_samples} does not match the feature settings' "
+                                f"frame length ({features.fft_length} samples)")
+    return features, tokenizer, parsed["model"] if isinstance(parsed["model"], dict) else {}
 
 
 def session_options(threads: int):
@@ -97,13 +97,15 @@ class OnnxRecognizer:
         import onnxruntime as ort
 
         self.path = Path(path)
+        self.threads = threads  # asr.inference.transcribe.default_workers counts them beside its decoding process
         if not self.path.is_file():
-            raise ModelFileError(f"{self.path}: model file not found")
+            raise model_file_error(f"{self.path}: model file not found")
         try:
             self.session = ort.InferenceSession(str(self.path), session_options(threads),
                                                 providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for every unreadable file
-            raise ModelFileError(f"{self.path}: not a loadable ONNX file ({str(err).splitlines()[0][:200]})") from None
+            reason = str(err).splitlines()[0][:200]
+            raise model_file_error(f"{self.path}: not a loadable ONNX file ({reason})") from None
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         config, self.tokenizer, self.settings = read_metadata(meta, str(self.path))
         self.features = OnnxFrontEnd(config)
@@ -113,21 +115,30 @@ class OnnxRecognizer:
     def _check_io(self) -> None:
         names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
         if names != (["wave", "wave_lens"], ["log_probs", "lengths"]):
-            raise ModelFileError(f"{self.path}: inputs/outputs {names} are not an asr export's "
-                                 "(wave, wave_lens -> log_probs, lengths)")
+            raise model_file_error(f"{self.path}: inputs/outputs {names} are not an asr export's "
+                                    "(wave, wave_lens -> log_probs, lengths)")
         vocab_dim = self.session.get_outputs()[0].shape[-1]
         if isinstance(vocab_dim, int) and vocab_dim != len(self.tokenizer):
-            raise ModelFileError(f"{self.path}: the graph outputs {vocab_dim} classes, its metadata vocab has "
-                                 f"{len(self.tokenizer)}")
+            raise model_file_error(f"{self.path}: the graph outputs {vocab_dim} classes, its metadata vocab has "
+                                    f"{len(self.tokenizer)}")
 
-    def __call__(self, wave: torch.Tensor, wave_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``wave: (B, S)`` float, ``wave_lens: (B,)`` → ``log_probs: (B, T, V)``, ``lengths: (B,)`` (CPU tensors)."""
-        wave = wave.detach().to("cpu", torch.float32)
+    def run(self, wave: np.ndarray, wave_lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``wave: (B, S)`` float, ``wave_lens: (B,)`` → ``log_probs: (B, T, V)`` float32, ``lengths: (B,)`` int64
+        (numpy arrays in and out)."""
+        wave = np.asarray(wave, dtype=np.float32)
         short = self.features.config.fft_length - wave.shape[-1]
         if short > 0:  # the graph needs one whole frame; zero padding changes no output (exact batching)
-            wave = torch.nn.functional.pad(wave, (0, short))
-        log_probs, lengths = self.session.run(None, {"wave": np.ascontiguousarray(wave.numpy()),
-                                                     "wave_lens": wave_lens.detach().cpu().long().numpy()})
+            wave = np.pad(wave, ((0, 0), (0, short)))
+        log_probs, lengths = self.session.run(None, {"wave": np.ascontiguousarray(wave),
+                                                     "wave_lens": np.asarray(wave_lens, dtype=np.int64)})
+        return log_probs, lengths
+
+    def __call__(self, wave, wave_lens):
+        """:meth:`run` on torch tensors: ``wave: (B, S)``, ``wave_lens: (B,)`` → CPU tensors, as the torch model."""
+        import torch  # the caller holds tensors, so torch is loaded already
+
+        log_probs, lengths = self.run(wave.detach().to("cpu", torch.float32).numpy(),
+                                      wave_lens.detach().cpu().long().numpy())
         return torch.from_numpy(log_probs), torch.from_numpy(lengths)
 
     @property
@@ -135,7 +146,7 @@ class OnnxRecognizer:
         """Time of output frame 0 relative to the audio: ``-edge_pad_s`` (as the torch Recognizer)."""
         pad = self.settings.get("edge_pad_s", 0.0)
         if not isinstance(pad, (int, float)) or not 0 <= pad <= 5:
-            raise ModelFileError(f"{self.path}: metadata model.edge_pad_s={pad!r} must be a number in [0, 5]")
+            raise model_file_error(f"{self.path}: metadata model.edge_pad_s={pad!r} must be a number in [0, 5]")
         shift = self.features.config.output_frame_shift_s
         return -round(pad / shift) * shift
 
@@ -149,7 +160,7 @@ class OnnxRecognizer:
         return self
 
     def to(self, device) -> OnnxRecognizer:
-        if torch.device(device).type != "cpu":
+        if str(device).split(":")[0] != "cpu":  # a str or a torch.device
             raise RuntimeError(f"runtime=onnx runs on the CPU (onnxruntime's CPU provider); device={device} "
                                "is not available with it")
         return self

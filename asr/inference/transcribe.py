@@ -7,9 +7,14 @@ between them (``list_inputs`` → ``shard`` → :func:`transcribe_utterances` �
    reads durations from the headers (no decoding).
 2. Every file is cut into windows (:mod:`asr.inference.segment`; one window unless it is long),
    windows are sorted by duration and grouped into batches of bounded padded audio, and
-   DataLoader workers decode them while the model runs on the previous batch.
+   DataLoader workers decode them while the model runs on the previous batch (with one batch,
+   or no core to spare, this process decodes them itself).
 3. Each window's greedy CTC path gives timed words (:mod:`asr.decoding.alignment`); a file's line
    is appended to the JSONL record (:mod:`asr.inference.outputs`) as soon as all its windows are done.
+
+Batches are numpy arrays between the stages; torch is imported only to run a torch model or
+decoding workers, so an ONNX export (:class:`asr.inference.onnx_runtime.OnnxRecognizer`) in one
+process transcribes without loading torch (``asr transcribe runtime=onnx`` starts without it).
 
 Example:
     >>> model, tokenizer, _ = load_model("exp/an4/train/model.pt")  # doctest: +SKIP
@@ -29,19 +34,20 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm import tqdm
+import numpy as np
 
 from asr.data.audio import AudioError, load_audio
-from asr.data.dataset import make_batches
+from asr.data.batching import make_batches
 from asr.data.discover import AUDIO_EXTENSIONS, Inputs, duration_warning, list_inputs, probe_durations, shard
 from asr.data.manifest import Utterance
 from asr.data.tokenizer import CharTokenizer
 from asr.decoding.alignment import Word, best_path, words_from_path
 from asr.fileio import atomic_write_text, drop_inherited_locks
 from asr.inference.backends import model_fingerprint
-from asr.inference.evaluate import Hypothesis, score
+from asr.inference.metrics import Hypothesis, score
+from asr.inference.onnx_runtime import OnnxRecognizer
 from asr.inference.outputs import (
     FORMATS,
     OutputError,
@@ -54,9 +60,12 @@ from asr.inference.outputs import (
     write_derived,
 )
 from asr.inference.segment import Window, WindowConfig, keep_central, plan_windows
-from asr.models.acoustic import Recognizer
 from asr.runtime import available_cores, peak_rss_mb
-from asr.training import distributed
+
+if TYPE_CHECKING:
+    import torch
+
+    from asr.models.acoustic import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +118,10 @@ def summary_path(output: str | Path) -> Path:
 
 # ---- recognition --------------------------------------------------------------------------------
 
-class WindowDataset(torch.utils.data.Dataset):
-    """``(utterance, window)`` pairs → decoded samples. A read failure is an item, not an exception."""
+class WindowDataset:
+    """``(utterance, window)`` pairs → decoded samples (a map-style dataset for torch's DataLoader too).
+
+    A read failure is an item, not an exception."""
 
     def __init__(self, items: Sequence[tuple[Utterance, Window]], sample_rate_hz: int):
         self.items = list(items)
@@ -126,32 +137,31 @@ class WindowDataset(torch.utils.data.Dataset):
         except AudioError as err:
             where = f" (in the window starting at {win.offset_s:.1f} s)" if win.count > 1 else ""
             return {"item": i, "error": err.reason + where}
-        return {"item": i, "samples": torch.from_numpy(samples)}
+        return {"item": i, "samples": samples}
 
 
 @dataclass
 class WindowBatch:
-    """``waves: (B, S)`` float32 zero-padded, ``wave_lens: (B,)``; ``items`` index the dataset."""
+    """``waves: (B, S)`` float32 zero-padded, ``wave_lens: (B,)`` int64 (numpy); ``items`` index the dataset."""
 
-    waves: torch.Tensor
-    wave_lens: torch.Tensor
+    waves: np.ndarray
+    wave_lens: np.ndarray
     items: list[int]
     errors: list[tuple[int, str]]
 
 
 def collate_windows(batch: list[dict]) -> WindowBatch:
-    """Pad the readable windows of a batch into one tensor; unreadable ones become ``errors``."""
+    """Pad the readable windows of a batch into one array; unreadable ones become ``errors``."""
     ok = [b for b in batch if "error" not in b]
-    wave_lens = torch.tensor([len(b["samples"]) for b in ok], dtype=torch.long)
-    waves = torch.zeros(len(ok), int(wave_lens.max()) if ok else 0)
+    wave_lens = np.array([len(b["samples"]) for b in ok], dtype=np.int64)
+    waves = np.zeros((len(ok), int(wave_lens.max()) if ok else 0), dtype=np.float32)
     for k, b in enumerate(ok):
         waves[k, : wave_lens[k]] = b["samples"]
     return WindowBatch(waves, wave_lens, [b["item"] for b in ok], [(b["item"], b["error"]) for b in batch
                                                                   if "error" in b])
 
 
-@torch.inference_mode()
-def transcribe_utterances(model: Recognizer, tokenizer: CharTokenizer, utts: Sequence[Utterance], *,
+def transcribe_utterances(model: Recognizer | OnnxRecognizer, tokenizer: CharTokenizer, utts: Sequence[Utterance], *,
                           windows: WindowConfig = WindowConfig(), max_batch_duration_s: float = 120.0,
                           num_workers: int | None = None, device: torch.device | str = "cpu"
                           ) -> Iterator[list[dict]]:
@@ -161,13 +171,12 @@ def transcribe_utterances(model: Recognizer, tokenizer: CharTokenizer, utts: Seq
     Memory is bounded by the batch size and the window length, whatever the file lengths.
 
     Args:
-        model: in eval mode, on ``device``.
+        model: in eval mode, on ``device``: a torch model, or an ONNX export (run without torch).
         utts: inputs with ``duration_s`` > 0 (see :func:`asr.data.discover.probe_durations`).
         windows: window length and overlap for files longer than one window.
         max_batch_duration_s: padded audio seconds per batch (longest window × count).
         num_workers: audio-decoding processes (0: decode in this process; None: :func:`default_workers`).
     """
-    device = torch.device(device)
     cfg = model.features.config
     plan = [(i, w) for i, u in enumerate(utts)
             for w in plan_windows(u.duration_s, windows, offset_s=u.offset_s, to_end=u.offset_s == 0,
@@ -175,10 +184,9 @@ def transcribe_utterances(model: Recognizer, tokenizer: CharTokenizer, utts: Seq
     if not plan:
         return
     batches = make_batches([w.nominal_s for _, w in plan], max_batch_duration_s, shuffle=False)
-    dataset = WindowDataset([(utts[i], w) for i, w in plan], cfg.sample_rate_hz)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate_windows,
-                                         num_workers=default_workers() if num_workers is None else num_workers,
-                                         pin_memory=device.type == "cuda", worker_init_fn=drop_inherited_locks)
+    if num_workers is None:
+        num_workers = default_workers(compute_threads(model), len(batches))
+    loader = window_batches(WindowDataset([(utts[i], w) for i, w in plan], cfg.sample_rate_hz), batches, num_workers)
     shift_s = getattr(model, "time_offset_s", 0.0)  # frame 0 before the audio when the model pads its ends
     windows_left = Counter(i for i, _ in plan)
     words: dict[int, list[Word]] = {}
@@ -189,8 +197,8 @@ def transcribe_utterances(model: Recognizer, tokenizer: CharTokenizer, utts: Seq
             errors.setdefault(plan[item][0], reason)
             touched.append(item)
         if batch.items:
-            log_probs, lengths = model(batch.waves.to(device), batch.wave_lens.to(device))
-            ids, posteriors = (t.cpu() for t in best_path(log_probs))  # (B, T) each
+            log_probs, lengths = forward(model, batch.waves, batch.wave_lens, device)
+            ids, posteriors = best_path(log_probs)  # (B, T) each
             for k, item in enumerate(batch.items):
                 utt_index, win = plan[item]
                 n = int(lengths[k])
@@ -207,14 +215,55 @@ def transcribe_utterances(model: Recognizer, tokenizer: CharTokenizer, utts: Seq
         yield finished
 
 
-def default_workers() -> int:
-    """One decoding process when a core is free beside torch's threads, else none.
+def window_batches(dataset: WindowDataset, batches: list[list[int]], num_workers: int) -> Iterator[WindowBatch]:
+    """``dataset``'s windows decoded and collated batch by batch: here (``num_workers=0``, no torch needed),
+    or by ``num_workers`` torch DataLoader processes while the model runs on the previous batch."""
+    if num_workers == 0:
+        for batch in batches:
+            yield collate_windows([dataset[i] for i in batch])
+        return
+    import torch
+
+    yield from torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate_windows,
+                                           num_workers=num_workers, worker_init_fn=drop_inherited_locks)
+
+
+def forward(model: Recognizer | OnnxRecognizer, waves: np.ndarray, wave_lens: np.ndarray,
+            device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """``model`` on one batch: ``waves: (B, S)``, ``wave_lens: (B,)`` → ``log_probs: (B, T, V)`` float32,
+    ``lengths: (B,)`` (numpy in and out; an ONNX export never touches torch)."""
+    if isinstance(model, OnnxRecognizer):
+        return model.run(waves, wave_lens)
+    import torch
+
+    with torch.inference_mode():
+        log_probs, lengths = model(torch.from_numpy(waves).to(device), torch.from_numpy(wave_lens).to(device))
+        return log_probs.float().cpu().numpy(), lengths.cpu().numpy()
+
+
+def compute_threads(model: Recognizer | OnnxRecognizer) -> int:
+    """The CPU threads ``model`` computes with: an ONNX export's own (0: onnxruntime's, every core), else torch's."""
+    if isinstance(model, OnnxRecognizer):
+        return model.threads or available_cores()
+    import torch
+
+    return torch.get_num_threads()
+
+
+def default_workers(threads: int | None = None, batches: int = 2) -> int:
+    """One decoding process when a core is free beside the model's ``threads`` (None: torch's) and there is
+    more than one batch, else none.
 
     A worker without a core of its own preempts the model's OpenMP threads, which then
-    wait for each other at every LSTM step; when torch's threads already fill the cores,
-    decoding in the main process is faster (``benchmarks/transcribe_rtf.py`` times both).
+    wait for each other at every LSTM step; when the model's threads already fill the cores,
+    decoding in the main process is faster (``benchmarks/transcribe_rtf.py`` times both). With one
+    batch a worker has nothing to decode while the model runs: it would only cost its start.
     """
-    return 1 if available_cores() > torch.get_num_threads() else 0
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    return 1 if batches > 1 and available_cores() > threads else 0
 
 
 def _record(utt: Utterance, words: list[Word], error: str | None) -> dict:
@@ -279,12 +328,19 @@ def transcribe(model: Recognizer, tokenizer: CharTokenizer, input_path: str | Pa
         resumed, this_run = _transcribe_shard(output, inputs, formats, rank, world_size, resume=resume,
                                               overwrite=overwrite, work=work)
         if rank != 0:  # rank 0 writes the outputs and the summary alone, then sends the summary
-            return distributed.broadcast(None)
+            return _distributed().broadcast(None)
     summary = _write_outputs(output, inputs, formats, subtitles, t0=t0, this_run=this_run, resumed=resumed)
     summary.update(run_info or {}, **({"processes": world_size} if world_size > 1 else {}),
                    provenance=json.loads(job_path(output).read_text(encoding="utf-8")))
     atomic_write_text(summary_path(output), json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    return distributed.broadcast(summary) if world_size > 1 else summary
+    return _distributed().broadcast(summary) if world_size > 1 else summary
+
+
+def _distributed():
+    """:mod:`asr.training.distributed`, imported by the runs that use it: it loads torch.distributed."""
+    from asr.training import distributed
+
+    return distributed
 
 
 def _transcribe_alone(output: str | Path, inputs: Inputs, formats: Sequence[str], *, resume: bool, overwrite: bool,
@@ -313,6 +369,7 @@ def _transcribe_shard(output: str | Path, inputs: Inputs, formats: Sequence[str]
             _check_provenance(output, record_log, inputs, work["job"])
             done = record_log.done
     del work["job"]
+    distributed = _distributed()
     done = distributed.broadcast(done)
     todo = shard([u for u in inputs.utts if u.utt_id not in done], rank, world_size)
     with TranscriptLog(part_path(output, rank), resume=False, overwrite=True) as part_log:
@@ -467,7 +524,11 @@ class Progress:
         self.t0 = self.last_log = time.perf_counter()
         self.log_every_s = log_every_s
         show = sys.stderr.isatty() if enabled is None else enabled
-        self.bar = tqdm(total=total_files, unit="file", dynamic_ncols=True, file=sys.stderr) if show else None
+        self.bar = None
+        if show:
+            from tqdm import tqdm  # here: a run without a bar does not pay for its import
+
+            self.bar = tqdm(total=total_files, unit="file", dynamic_ncols=True, file=sys.stderr)
         log.info("transcribing %d files (%.2f h of audio)", total_files, total_audio_s / 3600)
 
     def update(self, files: int, audio_s: float) -> None:

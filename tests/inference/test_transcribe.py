@@ -358,3 +358,70 @@ def test_cli_config_errors_name_the_key(override, needle, tmp_path):
     r = subprocess.run(_cli("model=m.pt", "input=.", "output=o.jsonl", override, cwd=tmp_path), cwd=tmp_path,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and needle in r.stderr and "Traceback" not in r.stderr  # Hydra refuses unknown keys itself
+
+
+# ---- runtime=onnx: no torch in the process ------------------------------------------------------
+
+# the `asr` command, reporting on exit which of torch / torchaudio the process imported
+ASR_REPORTING_TORCH = ("import sys\nfrom asr.__main__ import main\nsys.argv[1:1] = ['transcribe']\ntry:\n    main()\n"
+                       "finally:\n    print('loaded:', [m for m in ('torch', 'torchaudio') if m in sys.modules], "
+                       "file=sys.stderr)")
+
+
+def _asr_transcribe(*settings: str, cwd: Path) -> subprocess.CompletedProcess:
+    root = str(Path(__file__).resolve().parents[2])  # this checkout's asr, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return subprocess.run([sys.executable, "-c", ASR_REPORTING_TORCH, *settings, "hydra.run.dir=hydra",
+                           "progress=false", "threads=1"], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_onnx_runtime_transcribes_without_torch_and_writes_what_the_torch_path_writes(loaded, tone_model, tmp_path):
+    from asr.inference.export import export_onnx
+
+    model_file, manifest = tone_model
+    export_onnx(model_file, tmp_path / "m.onnx", card=False)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really")
+    with_broken = tmp_path / "with_broken.jsonl"
+    lines = [{"audio_filepath": str(Path(u.audio_path).resolve()), "duration": u.duration_s, "text": u.text}
+             for u in read_manifest(manifest)] + [{"audio_filepath": str(broken), "duration": 1.0, "text": "a"}]
+    with_broken.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    for source, status in [(manifest, 0), (with_broken, 3)]:
+        r = _asr_transcribe("runtime=onnx", f"model={tmp_path / 'm.onnx'}", f"input={source}",
+                            f"output={tmp_path / source.stem}_onnx.jsonl", cwd=tmp_path)
+        assert r.returncode == status, r.stderr[-3000:]
+        assert "loaded: []" in r.stderr, r.stderr[-3000:]  # neither torch nor torchaudio was imported
+    assert "transcribed 8 of 9 files" in r.stdout and f"{broken}:" in r.stderr
+    model, tokenizer = loaded
+    transcribe(model, tokenizer, manifest, tmp_path / "torch.jsonl", progress=False, num_workers=0)
+    onnx_records, torch_records = records(tmp_path / f"{manifest.stem}_onnx.jsonl"), records(tmp_path / "torch.jsonl")
+    assert [r["text"] for r in onnx_records] == TONE_TEXTS and len(torch_records) == len(TONE_TEXTS)
+    for a, b in zip(onnx_records, torch_records):
+        # the runtimes' posteriors agree to ~1e-6, so a confidence may round to the next 0.001; all else is equal
+        confidences = [[w.pop("confidence") for w in r["words"]] for r in (a, b)]
+        assert confidences[0] == pytest.approx(confidences[1], abs=1.5e-3)
+        assert a == b and a["words"]
+
+
+def test_a_broken_onnx_file_is_one_error_line_naming_it(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf")
+    r = _asr_transcribe("runtime=onnx", f"model={bad}", f"input={tmp_path}", f"output={tmp_path / 'o.jsonl'}",
+                        cwd=tmp_path)
+    assert r.returncode == 2 and f"error: {bad}: not a loadable ONNX file" in r.stderr, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+
+
+def test_numpy_best_path_equals_torch_and_one_batch_gets_no_decoding_worker(monkeypatch):
+    from asr.inference import transcribe as module
+
+    log_probs = torch.randn(3, 17, 6).log_softmax(-1)
+    ids, post = best_path(log_probs)
+    np_ids, np_post = best_path(log_probs.numpy())
+    assert isinstance(np_ids, np.ndarray) and np.array_equal(np_ids, ids.numpy())
+    np.testing.assert_allclose(np_post, post.numpy(), rtol=1e-6)
+    monkeypatch.setattr(module, "available_cores", lambda: 4)
+    assert module.default_workers(threads=1, batches=1) == 0  # nothing to decode while the model runs
+    assert module.default_workers(threads=1, batches=2) == 1
+    assert module.default_workers(threads=4, batches=2) == 0  # no core to spare
