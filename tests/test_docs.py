@@ -36,7 +36,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted(ROOT.glob("recipes/*/RESULTS.md"))]
-RECIPE_DATA = {"an4": "an4", "synthetic": "synthetic"}  # recipes/<corpus>/run.sh trains with data=<corpus>
+# recipes/<corpus>/run.sh trains with data=<corpus>
+RECIPE_DATA = {"an4": "an4", "synthetic": "synthetic", "librispeech": "librispeech"}
 PLACEHOLDER = "PLACEHOLDER"
 
 
