@@ -221,3 +221,17 @@ def test_librispeech_recipe_settings_compose_for_both_sizes(size):
     r = subprocess.run(["bash", "-c", "size=50h; source recipes/librispeech/settings.sh"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "SIZE must be 100h or 960h, got '50h'" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LIBRISPEECH_SAMPLE.is_dir(), reason=f"{LIBRISPEECH_SAMPLE} not present")
+def test_librispeech_recipe_trains_under_torchrun_with_nproc(tmp_path):
+    """NPROC=2 starts stage 3 through torchrun: two CPU processes (gloo) train one model on the sample chapter."""
+    exp = tmp_path / "exp"
+    one_chapter = {"TRAIN_SUBSETS": "dev-clean", "DEV_SUBSETS": "dev-clean", "TEST_SUBSETS": "dev-clean"}
+    args = ["--data-dir", str(LIBRISPEECH_SAMPLE), "--exp", str(exp), *LS_TINY, "trainer.device=cpu"]
+    r = run_recipe("librispeech", *args, "--stop-stage", "3", env_extra={**one_chapter, "NPROC": "2"})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "rank 0 of 2 joined the process group (gloo, cpu)" in r.stdout + r.stderr
+    assert safe_load(exp / "train" / "checkpoints" / "last.pt")["world_size"] == 2
+    assert safe_load(exp / "train" / "model.pt")["tokenizer"]["kind"] == "bpe"
