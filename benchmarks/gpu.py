@@ -3,12 +3,15 @@
 One command for a lent GPU machine (about 2-4 minutes):
 
     python benchmarks/gpu.py --batches 32,128,512
+    python benchmarks/gpu.py --recipe librispeech_100h     # the LibriSpeech recipe's model (RESULTS.md's cost)
+    python benchmarks/gpu.py --device cpu --steps 2 --batches 2 --seconds 2   # a smoke test without a GPU
 
 For each batch size B, with B utterances of ``--seconds`` seconds (AN4 audio tiled to that
 length when ``--manifest`` exists, else noise — the speed does not depend on the content):
 
 * ``real_train``: our ``Recognizer`` (MFCC front end on the GPU, exact-padding BiLSTM,
-  dense + log-softmax) + CTC + AdamW + clipping, i.e. one ``asr-train`` step;
+  dense + log-softmax) + CTC + AdamW + clipping, i.e. one ``asr-train`` step; with ``--recipe``
+  the recipe's size, output count (blank + BPE pieces), dropout and SpecAugment;
 * ``ceiling_train``: random features of the same shape into a fused bidirectional
   ``torch.nn.LSTM`` (cuDNN) of the same size + CTC + AdamW;
 * ``real_infer`` / ``ceiling_infer``: the same forward passes under ``inference_mode``.
@@ -35,8 +38,11 @@ from ceiling import reference_lstm  # noqa: E402
 
 from asr.data.audio import load_audio  # noqa: E402
 from asr.data.manifest import read_manifest  # noqa: E402
-from asr.frontend.features import FeatureConfig  # noqa: E402
+from asr.frontend.features import FeatureConfig, SpecAugment  # noqa: E402
 from asr.models.acoustic import build_recognizer  # noqa: E402
+
+# recipes/librispeech/settings.sh per SIZE: (hidden, layers, outputs = blank + data.vocab_size pieces, dropout)
+RECIPES = {"librispeech_100h": (512, 5, 257, 0.2), "librispeech_960h": (640, 5, 513, 0.15)}
 
 
 def main() -> None:
@@ -45,21 +51,27 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--hidden", type=int, default=320)
     p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--vocab", type=int, default=29, help="outputs, blank included (29: English characters)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="a recipe's model instead of --hidden/--layers/--vocab")
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--manifest", default="../shared/data/an4/train.jsonl")
     p.add_argument("--device", default="cuda")
     a = p.parse_args()
     dev = torch.device(a.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("benchmarks/gpu.py needs a CUDA GPU (--device cpu runs it on the CPU, for a quick check)")
+    if a.threads:
+        torch.set_num_threads(a.threads)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     cfg = FeatureConfig()
-    vocab = 29
+    hidden, layers, vocab, dropout = RECIPES[a.recipe] if a.recipe else (a.hidden, a.layers, a.vocab, 0.0)
     samples = int(a.seconds * cfg.sample_rate_hz)
     source = _audio(a.manifest, cfg.sample_rate_hz, samples)
-    real = build_recognizer(cfg, vocab, hidden_size=a.hidden, num_layers=a.layers, dropout=0.0).to(dev)
-    ceil = reference_lstm(a.hidden, a.layers, cfg.output_dim, vocab).to(dev)
+    real = build_recognizer(cfg, vocab, hidden_size=hidden, num_layers=layers, dropout=dropout,
+                            spec_augment=SpecAugment() if a.recipe else None).to(dev)
+    ceil = reference_lstm(hidden, layers, cfg.output_dim, vocab).to(dev)
     opts = {"real": torch.optim.AdamW(real.parameters(), lr=1e-4), "ceiling": torch.optim.AdamW(ceil.parameters())}
     results = []
     for batch in [int(b) for b in a.batches.split(",")]:
@@ -75,8 +87,9 @@ def main() -> None:
         results.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
-    print(json.dumps({"benchmark": "gpu", "device": name, "torch": torch.__version__,
-                      "model": f"{a.layers}x{a.hidden} BiLSTM, 40 MFCC x3 stacked, {vocab} outputs",
+    print(json.dumps({"benchmark": "gpu", "device": name, "torch": torch.__version__, "recipe": a.recipe,
+                      "threads": torch.get_num_threads() if dev.type == "cpu" else None,
+                      "model": f"{layers}x{hidden} BiLSTM, 40 MFCC x3 stacked, {vocab} outputs",
                       "utterance_s": a.seconds, "audio": "AN4 (tiled)" if source.std() > 0 else "noise",
                       "runs": results}, indent=2))
 

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted(ROOT.glob("recipes/*/RESULTS.md"))]
 # recipes/<corpus>/run.sh trains with data=<corpus>
-RECIPE_DATA = {"an4": "an4", "synthetic": "synthetic", "speechocean762": "speechocean762"}
+RECIPE_DATA = {"an4": "an4", "synthetic": "synthetic", "speechocean762": "speechocean762", "librispeech": "librispeech"}
 PLACEHOLDER = "PLACEHOLDER"
 
 

@@ -174,3 +174,111 @@ def test_speechocean762_recipe_holds_speakers_out_mixes_an4_and_decodes_with_its
     assert lm["utterances"] == len(rows["test"]) and lm["decoder_settings"]["lm"] == str(exp / "lang" / "lm_3gram.bin")
     r = run_recipe("speechocean762", "--an4-dir")
     assert r.returncode == 2 and "--an4-dir needs a value" in r.stderr
+
+
+LIBRISPEECH_SAMPLE = ROOT.parent / "shared" / "data" / "librispeech_sample"
+# the LibriSpeech recipe, tiny: 1 x 32 BiLSTM, one epoch, 64 BPE pieces, no speed perturbation (its 100h settings
+# would otherwise apply), no averaging (one epoch), decoding in the main process
+LS_TINY = [*TINY, "trainer.progress=false", "data.vocab_size=64", "data.num_workers=0", "augment.speed_perturb=false",
+           "trainer.average_last=0"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LIBRISPEECH_SAMPLE.is_dir(), reason=f"{LIBRISPEECH_SAMPLE} not present")
+def test_librispeech_recipe_tiny_run_on_the_sample_chapter(tmp_path):
+    """prepare -> BPE + stats -> train -> evaluate on the one sample chapter. It is the only LibriSpeech audio
+    here, so the same chapter (dev-clean 4088/158079, 19 utterances) is the train, dev and test set: the run
+    checks the plumbing and the numbers it reports, not how well a model generalises."""
+    exp = tmp_path / "exp"
+    one_chapter = {"TRAIN_SUBSETS": "dev-clean", "DEV_SUBSETS": "dev-clean", "TEST_SUBSETS": "dev-clean"}
+    args = ["--data-dir", str(LIBRISPEECH_SAMPLE), "--exp", str(exp), *LS_TINY]
+    r = run_recipe("librispeech", *args, env_extra=one_chapter)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "using the existing copy" in r.stdout and "vocabulary: 65 bpe symbols" in r.stdout
+    assert sum(1 for _ in open(exp / "data" / "dev-clean.jsonl")) == 19
+    assert (exp / "lang" / "tokenizer.model").is_file()
+    bundle = safe_load(exp / "train" / "model.pt")
+    assert bundle["tokenizer"]["kind"] == "bpe" and len(bundle["vocab"]) == 65
+    assert bundle["model"]["hidden_size"] == 32 and bundle["config"]["data"]["vocab_size"] == 64
+    summary = json.loads((exp / "eval_dev-clean" / "summary.json").read_text())
+    assert summary["utterances"] == 19 and summary["words"]["ref_len"] == 776  # the chapter's 776 words, all scored
+    wer = re.search(r"--- dev-clean\nWER (\d+\.\d+) %", r.stdout)
+    assert wer and abs(100 * summary["wer"] - float(wer.group(1))) < 0.006, r.stdout[-2000:]
+    assert r.stdout.count("--- dev-clean") == 1  # a subset named as dev and test is scored once
+    assert sorted(p.name for p in (exp / ".done").iterdir()) == ["0.download", "1.prepare", "2.tokenizer_stats",
+                                                                 "3.train", "4.evaluate"]
+    r2 = run_recipe("librispeech", *args, env_extra=one_chapter)
+    assert r2.returncode == 0 and r2.stdout.count("already done") == 5
+
+
+def test_librispeech_recipe_download_stage_verifies_and_resumes(tmp_path):
+    """Stage 0 against loopback servers (BASE_URL, CHECKSUMS): a bad checksum is refused and leaves nothing
+    done; a download cut halfway resumes from its partial file, and stage 1 prepares what arrived."""
+    import hashlib
+    import io
+    import tarfile
+
+    from tests.corpora.test_librispeech import _Server, _tree
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(_tree(tmp_path / "fixture"), arcname="LibriSpeech")
+    archive = buf.getvalue()
+    bad, good = tmp_path / "bad.sha256", tmp_path / "good.sha256"
+    bad.write_text(f"{'0' * 64}  dev-clean.tar.gz\n")
+    good.write_text(f"{hashlib.sha256(archive).hexdigest()}  dev-clean.tar.gz\n")
+    subsets = {"TRAIN_SUBSETS": "dev-clean", "DEV_SUBSETS": "dev-clean", "TEST_SUBSETS": "dev-clean"}
+    exp = tmp_path / "exp"
+    whole = _Server({"/ls/dev-clean.tar.gz": archive})
+    cut = _Server({"/ls/dev-clean.tar.gz": archive}, drop_after=len(archive) // 2)  # its first reply stops halfway
+    try:
+        r = run_recipe("librispeech", "--exp", str(exp), "--stop-stage", "1",
+                       env_extra={**subsets, "BASE_URL": whole.url, "CHECKSUMS": str(bad)})
+        assert r.returncode != 0 and "SHA-256 mismatch" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+        assert not (exp / ".done").exists() and not (exp / "downloads" / "LibriSpeech").exists()
+        r = run_recipe("librispeech", "--exp", str(exp), "--stop-stage", "1",
+                       env_extra={**subsets, "BASE_URL": cut.url, "CHECKSUMS": str(good)})
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    finally:
+        for server in (whole, cut):
+            server.httpd.shutdown()
+            server.httpd.server_close()
+    # the cut download went on with a Range request from where its partial file stopped
+    assert cut.requests == [("/ls/dev-clean.tar.gz", None), ("/ls/dev-clean.tar.gz", f"bytes={len(archive) // 2}-")]
+    assert sorted(p.name for p in (exp / ".done").iterdir()) == ["0.download", "1.prepare"]
+    assert [json.loads(line)["text"] for line in open(exp / "data" / "dev-clean.jsonl")] == \
+        ["hello world", "it's a test", "good one"]
+
+
+@pytest.mark.parametrize("size", ["100h", "960h"])
+def test_librispeech_recipe_settings_compose_for_both_sizes(size):
+    """recipes/librispeech/settings.sh, as run.sh passes it to asr train, composes against the schema."""
+    from tests.test_docs import _check_overrides
+
+    script = f'size={size}; source recipes/librispeech/settings.sh; printf "%s\\n" "${{ls_tokenizer[@]}}" ' \
+             '"${ls_model[@]}" "${ls_training[@]}"; echo "subsets=${ls_train_subsets[*]}"'
+    out = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = out.split("\n")
+    overrides = [line for line in out if line and not line.startswith("subsets=")]
+    assert "data.tokenizer=bpe" in overrides and any(o.startswith("data.vocab_size=") for o in overrides)
+    _check_overrides("train", ["data=librispeech", *overrides])
+    subsets = next(line for line in out if line.startswith("subsets=")).split("=", 1)[1].split()
+    assert subsets == (["train-clean-100"] if size == "100h" else
+                       ["train-clean-100", "train-clean-360", "train-other-500"])
+    r = subprocess.run(["bash", "-c", "size=50h; source recipes/librispeech/settings.sh"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "SIZE must be 100h or 960h, got '50h'" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LIBRISPEECH_SAMPLE.is_dir(), reason=f"{LIBRISPEECH_SAMPLE} not present")
+def test_librispeech_recipe_trains_under_torchrun_with_nproc(tmp_path):
+    """NPROC=2 starts stage 3 through torchrun: two CPU processes (gloo) train one model on the sample chapter."""
+    exp = tmp_path / "exp"
+    one_chapter = {"TRAIN_SUBSETS": "dev-clean", "DEV_SUBSETS": "dev-clean", "TEST_SUBSETS": "dev-clean"}
+    args = ["--data-dir", str(LIBRISPEECH_SAMPLE), "--exp", str(exp), *LS_TINY, "trainer.device=cpu"]
+    r = run_recipe("librispeech", *args, "--stop-stage", "3", env_extra={**one_chapter, "NPROC": "2"})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "rank 0 of 2 joined the process group (gloo, cpu)" in r.stdout + r.stderr
+    assert safe_load(exp / "train" / "checkpoints" / "last.pt")["world_size"] == 2
+    assert safe_load(exp / "train" / "model.pt")["tokenizer"]["kind"] == "bpe"

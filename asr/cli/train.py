@@ -58,17 +58,19 @@ train_main = torchrun_aware(_retired_keys_named(_train_app))
 @conf_app("stats")
 def stats_main(cfg: DictConfig) -> None:
     from asr.data.manifest import read_manifests
-    from asr.frontend.stats import build_vocab, compute_stats, save_stats, save_vocab
+    from asr.frontend.stats import build_vocab, compute_stats, piece_model_path, save_stats, save_vocab
 
     c = validated(cfg, StatsConfig)
     if not c.data.train_manifest:
         raise ConfigError("data.train_manifest is not set")
     out = Path(c.output_dir)
-    refuse_to_replace([out / "vocab.json", out / "stats.pt"], overwrite=c.overwrite)
+    pieces = [piece_model_path(out / "vocab.json")] if c.data.tokenizer != "char" else []
+    refuse_to_replace([out / "vocab.json", *pieces, out / "stats.pt"], overwrite=c.overwrite)
     utts = read_manifests(c.data.train_manifest)  # every shard: vocabulary and statistics cover the whole corpus
-    tokenizer = build_vocab(utts)
+    tokenizer = build_vocab(utts, c.data.tokenizer, c.data.vocab_size)
     save_vocab(out / "vocab.json", tokenizer)
     stats = compute_stats(utts, c.features)
     save_stats(out / "stats.pt", stats)
-    print(f"vocabulary: {len(tokenizer)} symbols -> {out / 'vocab.json'}; "
+    kind = f"{c.data.tokenizer} " if pieces else ""
+    print(f"vocabulary: {len(tokenizer)} {kind}symbols -> {out / 'vocab.json'}; "
           f"statistics over {stats['frames']} frames -> {out / 'stats.pt'}")

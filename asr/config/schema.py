@@ -18,6 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from asr.data.tokenizer import TOKENIZERS
 from asr.decoding.rules import check_decoder_files
 from asr.frontend.config import CMN_MODES, FeatureConfig
 
@@ -43,6 +44,9 @@ class DataConfig:
     # scored by `asr evaluate`
     dev_manifest: str | list[str] | None = None
     vocab: str | None = None  # vocab.json written by `asr stats`; None: built from training text
+    # output units: char | bpe | unigram (sentencepiece subwords; how to choose: docs/model-and-decoding.md)
+    tokenizer: str = "char"
+    vocab_size: int = 256  # bpe / unigram pieces, <unk> included; the model has one more output (the blank)
     stats: str | None = None  # stats.pt written by `asr stats`; None: computed before training
     max_batch_duration_s: float = 160.0  # 50-60 AN4 utterances per batch: fast on CPU, fits any GPU
     max_duration_s: float = 30.0  # longer training utterances are dropped (named in the log)
@@ -55,6 +59,10 @@ class DataConfig:
     # DDP with a sharded train manifest: rank r reads only files[r::world_size], so no rank reads all metadata
     # (needs data.vocab and data.stats from asr-stats); false: every rank reads every file
     rank_shards: bool = False
+
+    def __post_init__(self):
+        if self.tokenizer != "char" and self.vocab_size < 2:
+            raise ValueError(f"data.vocab_size must be >= 2 for data.tokenizer={self.tokenizer}, got {self.vocab_size}")
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,7 @@ GROUPS: dict[str, type] = {
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
+    "data.tokenizer": TOKENIZERS,
     "model.rnn_type": ("lstm", "gru"),
     "features.cmn": CMN_MODES,
     "optim.name": ("adamw", "adam", "sgd"),

@@ -29,7 +29,7 @@ from asr.data.audio import AudioError, load_audio
 from asr.data.augment import WaveAugment, utterance_rng
 from asr.data.batching import make_batches  # also this module's name for it (callers import it from here)
 from asr.data.manifest import Utterance
-from asr.data.tokenizer import CharTokenizer
+from asr.data.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class SpeechDataset(torch.utils.data.Dataset):
     when a faster speed makes it too short, the utterance keeps its original speed.
     """
 
-    def __init__(self, utts: Sequence[Utterance], tokenizer: CharTokenizer | None, sample_rate_hz: int, *,
+    def __init__(self, utts: Sequence[Utterance], tokenizer: Tokenizer | None, sample_rate_hz: int, *,
                  augment: WaveAugment | None = None, seed: int = 0,
                  feasible: Callable[[int, list[int]], bool] | None = None):
         self.utts = list(utts)
@@ -298,7 +298,7 @@ def collate(items: list[dict]) -> Batch:
                  [float(it["duration_s"]) for it in items], skipped)
 
 
-def filter_utterances(utts: Sequence[Utterance], tokenizer: CharTokenizer, frames_for_duration, *,
+def filter_utterances(utts: Sequence[Utterance], tokenizer: Tokenizer, frames_for_duration, *,
                       min_duration_s: float, max_duration_s: float, split: str) -> list[Utterance]:
     """Drop utterances CTC cannot train on, logging a warning that names each one.
 

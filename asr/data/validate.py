@@ -44,7 +44,7 @@ from asr.data.audio import AudioError, audio_info, load_audio
 from asr.data.dataset import ctc_min_frames
 from asr.data.manifest import ManifestError, PathEscapeError, Utterance, parse_line
 from asr.data.text import normalize_text
-from asr.data.tokenizer import CharTokenizer
+from asr.data.tokenizer import Tokenizer
 from asr.frontend.features import FeatureConfig, output_frames_for_duration
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class Problem:
 
 
 def validate_manifest(path: str | os.PathLike, *, features: FeatureConfig | None = None,
-                      tokenizer: CharTokenizer | None = None, audio: str = "decode",
+                      tokenizer: Tokenizer | None = None, audio: str = "decode",
                       duration_tolerance_s: float = 0.1, require_text: bool = True) -> dict:
     """Check every line of a JSONL manifest; return the report described in the module docstring.
 
@@ -179,7 +179,7 @@ def _check_audio(u, level: str, cache: dict, tolerance_s: float) -> list[tuple[s
 
 
 def _check_text(text: str, duration_s: float, features: FeatureConfig,
-                tokenizer: CharTokenizer | None) -> list[tuple[str, str]]:
+                tokenizer: Tokenizer | None) -> list[tuple[str, str]]:
     norm = normalize_text(text)
     if not text.strip() or not norm:
         return [("empty_text", "empty transcript" if not text.strip() else
@@ -190,8 +190,9 @@ def _check_text(text: str, duration_s: float, features: FeatureConfig,
     if tokenizer is not None and tokenizer.unknown_chars(text):
         found.append(("out_of_vocabulary", f"characters {sorted(tokenizer.unknown_chars(text))!r} are not in the "
                                            f"vocabulary"))
-    # a character tokenizer gives one token per character, so the text itself is the token sequence
-    need, have = ctc_min_frames(text), output_frames_for_duration(features, duration_s)
+    # without a tokenizer (or text it cannot encode) count characters: one token per character
+    tokens = tokenizer.encode(text) if tokenizer is not None and not tokenizer.unknown_chars(text) else text
+    need, have = ctc_min_frames(tokens), output_frames_for_duration(features, duration_s)
     if need > have:
         found.append(("transcript_too_long", f"transcript needs {need} CTC frames but {duration_s} s of audio "
                                              f"gives {have} after subsampling"))
@@ -216,7 +217,7 @@ def make_report(path, problems: list[Problem], *, lines: int, utterances: int, a
 
 
 def require_valid(path: str | os.PathLike, key: str, *, features: FeatureConfig,
-                  tokenizer: CharTokenizer | None = None, audio: str = "header", show: int = 20) -> dict:
+                  tokenizer: Tokenizer | None = None, audio: str = "header", show: int = 20) -> dict:
     """Validate a manifest before work starts; raise :class:`ManifestError` naming its fatal problems.
 
     ``key`` is the setting that named the manifest (``data.train_manifest``), so the message

@@ -12,6 +12,9 @@ all its mass on this spelling in every frame; a low value flags a word worth che
 The mean (not the minimum) is used because CTC character runs often have one soft
 frame at their edges even when the word is certain.
 
+With subword pieces a word starts at a piece marked ``▁`` (a lone ``▁`` is only a
+boundary), and its frames are those of its pieces; ``<unk>`` frames count as blanks.
+
 The words' text joined by single spaces equals :func:`asr.decoding.ctc.greedy_decode`
 followed by :meth:`CharTokenizer.decode`, with whitespace collapsed.
 """
@@ -22,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from asr.data.tokenizer import WORD_START, is_piece_vocab
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def words_from_path(ids: Sequence[int], posteriors: Sequence[float], vocab: Sequ
         vocab: id → symbol; ``vocab[blank]`` is the CTC blank.
         frame_shift_s: seconds between model frames.
         offset_s: time of frame 0 in the file (for windows of long files).
-        separator: the symbol between words.
+        separator: the symbol between words (characters; subword pieces mark word starts with ``▁``).
 
     Example:
         >>> vocab = ["<blank>", " ", "a", "b"]
@@ -84,6 +89,9 @@ def words_from_path(ids: Sequence[int], posteriors: Sequence[float], vocab: Sequ
     start = end = 0  # frames of the current word: [start, end)
     conf_sum, conf_n = 0.0, 0
     prev = blank
+    pieces = is_piece_vocab(vocab)
+    if pieces:
+        separator = WORD_START
 
     def close() -> None:
         if chars:
@@ -91,19 +99,23 @@ def words_from_path(ids: Sequence[int], posteriors: Sequence[float], vocab: Sequ
                               conf_sum / conf_n))
 
     for t, (sym, post) in enumerate(zip(ids, posteriors)):
-        if sym == blank:
+        if sym == blank or (pieces and sym == 1):  # pieces: id 1 is <unk>, never a target
             prev = sym
             continue
-        is_sep = vocab[sym] == separator
-        if is_sep:
+        symbol = vocab[sym]
+        if symbol == separator:
             if sym != prev:  # a new separator emission ends the current word
                 close()
                 chars, conf_sum, conf_n = [], 0.0, 0
         else:
             if sym != prev:  # a new character emission (a repeat needs a blank in between)
+                if pieces and symbol.startswith(WORD_START):  # a piece that starts a word ends the last one
+                    close()
+                    chars, conf_sum, conf_n = [], 0.0, 0
+                    symbol = symbol[len(WORD_START):]
                 if not chars:
                     start = t
-                chars.append(vocab[sym])
+                chars.append(symbol)
             end = t + 1
             conf_sum += float(post)
             conf_n += 1

@@ -10,6 +10,11 @@ The character vocabulary maps onto the decoder's tokens one to one: the blank ke
 0 and the space, the word boundary, is the decoder's silence token ``|``. A lexicon lists
 each word once with its characters (``yes  y e s |``): with it the search only emits
 words of the lexicon, which is what lets a word n-gram score them.
+
+A subword (sentencepiece) vocabulary has no space token: a piece starting with ``▁``
+starts a word. Its lexicon spells each word with its sentencepiece segmentation
+(``yes  ▁y es``, no boundary token), and the search's silence token is ``<unk>``, which
+is never a training target, so the model gives it no mass and no boundary is needed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from asr.data.tokenizer import BLANK
+from asr.data.tokenizer import BLANK, UNK_PIECE, is_piece_vocab, join_symbols
 from asr.decoding.rules import DECODERS, check_decoder_files  # noqa: F401 - re-exported
 from asr.fileio import atomic_write_text
 
@@ -61,8 +66,13 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0
 # ---- lexicon ----------------------------------------------------------------------------------
 
 
-def lexicon_from_texts(texts: Iterable[str], vocab: Sequence[str]) -> dict[str, list[str]]:
+def lexicon_from_texts(texts: Iterable[str], vocab: Sequence[str],
+                       pieces: Callable[[str], list[str]] | None = None) -> dict[str, list[str]]:
     """Every word of ``texts`` (split on spaces) with its spelling in decoder tokens, sorted.
+
+    Args:
+        texts: transcripts. vocab: the model's symbols, blank first.
+        pieces: for a subword vocabulary, word → its pieces (:meth:`asr.data.tokenizer.PieceTokenizer.pieces`).
 
     Raises:
         ValueError: a word has characters outside ``vocab`` (named with the word).
@@ -73,6 +83,8 @@ def lexicon_from_texts(texts: Iterable[str], vocab: Sequence[str]) -> dict[str, 
     """
     chars = set(vocab[1:])
     words = sorted({w for t in texts for w in t.split()})
+    if pieces is not None:
+        return {w: _spelled_in_pieces(w, pieces(w), chars) for w in words}
     lexicon = {}
     for w in words:
         bad = sorted(set(w) - chars)
@@ -80,6 +92,12 @@ def lexicon_from_texts(texts: Iterable[str], vocab: Sequence[str]) -> dict[str, 
             raise ValueError(f"word {w!r} has characters {bad} outside the vocabulary")
         lexicon[w] = [*w, WORD_BOUNDARY]
     return lexicon
+
+
+def _spelled_in_pieces(word: str, spelling: list[str], pieces: set[str]) -> list[str]:
+    if not spelling or UNK_PIECE in spelling or not set(spelling) <= pieces:
+        raise ValueError(f"word {word!r} has characters outside the vocabulary (pieces {spelling})")
+    return spelling
 
 
 def write_lexicon(path: str | os.PathLike, lexicon: dict[str, list[str]]) -> None:
@@ -137,7 +155,7 @@ class GreedyDecoder:
         self.vocab = list(vocab)
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        texts = ("".join(self.vocab[i] for i in ids) for ids in greedy_decode(log_probs, lengths))
+        texts = (join_symbols(self.vocab, ids) for ids in greedy_decode(log_probs, lengths))
         return [" ".join(w for w in text.split(" ") if w) for text in texts]
 
 
@@ -172,17 +190,19 @@ class BeamSearchDecoder:
                                     "`asr build-lm`, recipe stage 5)")
         self.vocab = list(vocab)
         self.uses_lexicon = lexicon is not None
+        pieces = is_piece_vocab(self.vocab)
+        self.boundary = None if pieces else self.vocab.index(" ") if self.uses_lexicon else None
         self._decoder = ctc_decoder(
             lexicon=None if lexicon is None else str(lexicon), tokens=decoder_tokens(vocab),
             lm=None if lm is None else str(lm), beam_size=beam_size, beam_size_token=beam_size_token,
             beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score, sil_score=sil_score,
-            log_add=log_add, blank_token=BLANK, sil_token=WORD_BOUNDARY, unk_word="<unk>")
+            log_add=log_add, blank_token=BLANK, sil_token=UNK_PIECE if pieces else WORD_BOUNDARY, unk_word="<unk>")
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         emissions = log_probs.detach().to("cpu", torch.float32)  # (B, T, V)
         lengths = lengths.detach().to("cpu", torch.int64)
-        if self.uses_lexicon:
-            emissions, lengths = append_word_boundary(emissions, lengths, self.vocab.index(" "))
+        if self.boundary is not None:  # characters: the last word ends with a space too
+            emissions, lengths = append_word_boundary(emissions, lengths, self.boundary)
         emissions, lengths = emissions.contiguous(), lengths.to(torch.int32)
         out = []
         for hyps in self._decoder(emissions, lengths):
@@ -192,7 +212,7 @@ class BeamSearchDecoder:
                 out.append(" ".join(w for w in hyps[0].words if w))
             else:
                 # flashlight frames the path with the word boundary at both ends: strip() drops them
-                out.append("".join(self.vocab[i] for i in hyps[0].tokens.tolist() if i != 0).strip())
+                out.append(join_symbols(self.vocab, hyps[0].tokens.tolist()).strip())
         return out
 
 
@@ -224,7 +244,7 @@ class CudaBeamSearchDecoder:
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         emissions = log_probs.detach().to("cuda", torch.float32).contiguous()
         hyps = self._decoder(emissions, lengths.detach().to("cuda", torch.int32))
-        return ["".join(self.vocab[i] for i in h[0].tokens if i != 0).strip() if h else "" for h in hyps]
+        return [join_symbols(self.vocab, h[0].tokens).strip() if h else "" for h in hyps]
 
 
 def append_word_boundary(log_probs: torch.Tensor, lengths: torch.Tensor, boundary: int):

@@ -9,7 +9,8 @@ Usage (recipe stage 5)::
 
     asr build-lm train=data/train.jsonl vocab=lang/vocab.json out=lang order=3
 
-writes into ``lang/``: ``lexicon.txt`` (every training word with its characters),
+writes into ``lang/``: ``lexicon.txt`` (every training word with its characters, or with a
+subword vocabulary its sentencepiece pieces),
 ``lm_text.txt`` (the training transcripts, one per line), ``lm_3gram.arpa`` and its
 binary form ``lm_3gram.bin``, which the decoder loads faster.
 """
@@ -132,8 +133,8 @@ def build_lm(train_manifest: str | os.PathLike, vocab_path: str | os.PathLike, o
     texts = [u.text for u in read_manifest(train_manifest) if u.text.strip()]
     if not texts:
         raise ValueError(f"{train_manifest}: no transcripts to estimate a language model from")
-    vocab = load_vocab(vocab_path).vocab
-    lexicon = lexicon_from_texts(texts, vocab)
+    tokenizer = load_vocab(vocab_path)
+    lexicon = lexicon_from_texts(texts, tokenizer.vocab, getattr(tokenizer, "pieces", None))
     write_lexicon(out / "lexicon.txt", lexicon)
     atomic_write_text(out / "lm_text.txt", "".join(t + "\n" for t in texts))
     arpa = estimate_arpa(out / "lm_text.txt", out / f"lm_{order}gram.arpa", order)

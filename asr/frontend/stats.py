@@ -1,4 +1,5 @@
-"""Recipe stage 2: the vocabulary and the feature normalisation statistics of a training set.
+"""Recipe stage 2: the vocabulary (characters or sentencepiece pieces) and the feature normalisation
+statistics of a training set.
 
 Both are small files the training stage reads back (``vocab.json``, ``stats.pt``), so a
 sweep of many models computes them once.
@@ -6,6 +7,7 @@ sweep of many models computes them once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,33 +20,83 @@ from asr.config.schema import ConfigError, from_dict
 from asr.data.audio import AudioError, load_audio
 from asr.data.dataset import collate
 from asr.data.manifest import Utterance
-from asr.data.tokenizer import CharTokenizer
-from asr.fileio import atomic_torch_save, atomic_write_text
+from asr.data.tokenizer import CharTokenizer, PieceTokenizer, Tokenizer
+from asr.fileio import atomic_open, atomic_torch_save, atomic_write_text
 from asr.frontend.features import FeatureConfig, FeatureExtractor, accumulate_stats
 from asr.models.checkpoint import ModelFileError, safe_load
 
 log = logging.getLogger(__name__)
+PIECE_MODEL_FILE = "tokenizer.model"  # the sentencepiece model asr stats writes next to vocab.json
 
 
-def build_vocab(utts: Sequence[Utterance]) -> CharTokenizer:
-    """The character vocabulary of the transcripts of ``utts`` (blank first, then sorted characters)."""
-    return CharTokenizer.build(u.text for u in utts)
+def build_vocab(utts: Sequence[Utterance], tokenizer: str = "char", vocab_size: int = 256) -> Tokenizer:
+    """The vocabulary of the transcripts of ``utts``: characters (blank first, then sorted characters),
+    or a sentencepiece ``bpe`` / ``unigram`` model of ``vocab_size`` pieces trained on them.
+
+    Raises:
+        ConfigError: naming ``data.vocab_size`` when sentencepiece cannot train that many pieces.
+    """
+    if tokenizer == "char":
+        return CharTokenizer.build(u.text for u in utts)
+    try:
+        return PieceTokenizer.train((u.text for u in utts), tokenizer, vocab_size)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
-def save_vocab(path: str | os.PathLike, tokenizer: CharTokenizer) -> None:
-    """Write ``vocab.json``: the tokenizer's symbols as a JSON list, in id order (atomically)."""
-    atomic_write_text(path, json.dumps(tokenizer.vocab, ensure_ascii=False, indent=0) + "\n")
+def piece_model_path(vocab_path: str | os.PathLike) -> Path:
+    """Where :func:`save_vocab` writes a sentencepiece model: ``tokenizer.model`` next to ``vocab.json``."""
+    return Path(vocab_path).with_name(PIECE_MODEL_FILE)
 
 
-def load_vocab(path: str | os.PathLike) -> CharTokenizer:
-    """Read ``vocab.json`` back; :class:`ConfigError` naming ``data.vocab`` when it is missing or invalid."""
+def save_vocab(path: str | os.PathLike, tokenizer: Tokenizer) -> None:
+    """Write ``vocab.json`` (atomically): a character tokenizer's symbols as a JSON list in id order; for
+    pieces, ``{"tokenizer", "model", "sha256", "vocab"}`` and the sentencepiece model itself beside it
+    (``tokenizer.model``, which sentencepiece's own tools read)."""
+    if isinstance(tokenizer, CharTokenizer):
+        atomic_write_text(path, json.dumps(tokenizer.vocab, ensure_ascii=False, indent=0) + "\n")
+        return
+    model = piece_model_path(path)
+    with atomic_open(model, "wb") as f:
+        f.write(tokenizer.model_proto)
+    entry = {"tokenizer": tokenizer.kind, "model": model.name,
+             "sha256": hashlib.sha256(tokenizer.model_proto).hexdigest(), "vocab": tokenizer.vocab}
+    atomic_write_text(path, json.dumps(entry, ensure_ascii=False, indent=0) + "\n")
+
+
+def load_vocab(path: str | os.PathLike) -> Tokenizer:
+    """Read ``vocab.json`` back (and for pieces the model it names); :class:`ConfigError` naming
+    ``data.vocab`` when either is missing, invalid, or they do not belong together."""
     try:
         vocab = json.loads(Path(path).read_text(encoding="utf-8"))
-        return CharTokenizer(vocab)
-    except FileNotFoundError:
-        raise ConfigError(f"data.vocab: {path} does not exist (run the recipe's stats stage first)") from None
+        if isinstance(vocab, list):
+            return CharTokenizer(vocab)
+        if not isinstance(vocab, dict) or not isinstance(vocab.get("model"), str):
+            raise ValueError("expected a list of characters or a tokenizer entry with 'model'")
+        model = Path(path).parent / vocab["model"]
+        proto = model.read_bytes()
+        if hashlib.sha256(proto).hexdigest() != vocab.get("sha256"):
+            raise ValueError(f"{model} is not the model it was written with (sha256 differs)")
+        tokenizer = PieceTokenizer(proto, vocab.get("tokenizer"))
+        if tokenizer.vocab != vocab.get("vocab"):
+            raise ValueError(f"the pieces of {model} differ from those listed")
+        return tokenizer
+    except FileNotFoundError as err:
+        raise ConfigError(f"data.vocab: {err.filename} does not exist (run the recipe's stats stage first)") from None
     except (json.JSONDecodeError, ValueError, TypeError) as err:
         raise ConfigError(f"data.vocab: {path} is not a valid vocabulary file: {err}") from None
+
+
+def check_tokenizer(tokenizer: Tokenizer, kind: str, vocab_size: int, where: str = "data.vocab") -> None:
+    """Refuse a tokenizer (read from ``data.vocab``) other than the one ``data.tokenizer`` and
+    ``data.vocab_size`` ask for, so the config a model file records says what the model uses."""
+    found = tokenizer.kind if isinstance(tokenizer, PieceTokenizer) else "char"
+    if found != kind:
+        raise ConfigError(f"{where} holds a {found} vocabulary but data.tokenizer={kind}: set data.tokenizer={found} "
+                          f"or rerun `asr stats` with data.tokenizer={kind}")
+    if found != "char" and len(tokenizer) - 1 != vocab_size:
+        raise ConfigError(f"{where} holds {len(tokenizer) - 1} pieces but data.vocab_size={vocab_size}: set "
+                          f"data.vocab_size={len(tokenizer) - 1} or rerun `asr stats`")
 
 
 def _batches(utts: Sequence[Utterance], sample_rate_hz: int, batch_size: int = 16):

@@ -12,7 +12,7 @@ import torch
 
 from asr.data.dataset import SpeechDataset, collate, make_batches
 from asr.data.manifest import Utterance
-from asr.data.tokenizer import CharTokenizer
+from asr.data.tokenizer import Tokenizer
 from asr.decoding.ctc import Decoder, GreedyDecoder
 from asr.fileio import atomic_open, atomic_write_text, drop_inherited_locks
 from asr.inference.metrics import Hypothesis, alignment_text, score
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def recognize(model: Recognizer, tokenizer: CharTokenizer, utts: Sequence[Utterance], *,
+def recognize(model: Recognizer, tokenizer: Tokenizer, utts: Sequence[Utterance], *,
               max_batch_duration_s: float = 300.0, device: torch.device | str = "cpu",
               num_workers: int = 0, dataset: SpeechDataset | None = None, decoder: Decoder | None = None,
               timing: dict | None = None) -> list[Hypothesis]:
@@ -83,7 +83,7 @@ def write_report(out_dir: str | Path, summary: dict, rows: list[dict]) -> None:
     atomic_write_text(out_dir / "report.txt", "\n".join(lines))
 
 
-def evaluate(model: Recognizer, tokenizer: CharTokenizer, utts: Sequence[Utterance], *, out_dir: str | Path | None,
+def evaluate(model: Recognizer, tokenizer: Tokenizer, utts: Sequence[Utterance], *, out_dir: str | Path | None,
              max_batch_duration_s: float = 300.0, device="cpu", num_workers: int = 0, rank: int = 0,
              world_size: int = 1, decoder: Decoder | None = None) -> dict:
     """Recognize, score, write the report (when ``out_dir``), and return the summary with timing.

@@ -212,6 +212,10 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike, *, int8: 
     model, _, bundle = load_model(model_file)
     if bundle["model"].get("proj_size"):
         raise ExportError(f"{model_file}: LSTMs with projections (model.proj_size) have no ONNX export in torch")
+    if "tokenizer" in bundle:  # the ONNX runtime reads a character vocabulary from the metadata, not sentencepiece
+        raise ExportError(f"{model_file}: a subword ({bundle['tokenizer']['kind']}) model has no ONNX export: its "
+                          "sentencepiece tokenizer is not carried in ONNX metadata; transcribe it with the model "
+                          "file (runtime=torch)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name[:40]}.{os.getpid()}.tmp.onnx")
     tmp_q = tmp.with_suffix(".q.onnx")

@@ -2,7 +2,9 @@
 
 A **model file** is self-describing: weights, the validated config groups that shaped
 the model (features, model), the vocabulary, and the normalisation statistics (as
-front-end buffers in the weights). It holds only tensors and plain Python values, so it
+front-end buffers in the weights). A subword model also carries its sentencepiece model
+(``tokenizer``: the serialized proto as a uint8 tensor, with its SHA-256), so decoding
+needs no file beside it; a character model has no such entry. It holds only tensors and plain Python values, so it
 loads with ``torch.load(weights_only=True)``: opening a model file never runs code from
 it. A file that needs pickled objects is refused with :class:`ModelFileError`.
 
@@ -12,6 +14,7 @@ sampler position. Both are written atomically (temp file, fsync, rename).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -20,7 +23,7 @@ import torch
 
 from asr import __version__
 from asr.config.schema import GROUPS, ConfigError, ModelConfig, Settings, check_targets, without_retired
-from asr.data.tokenizer import CharTokenizer
+from asr.data.tokenizer import CharTokenizer, PieceTokenizer, Tokenizer
 from asr.fileio import atomic_torch_save
 from asr.models.acoustic import Recognizer, build_recognizer
 
@@ -55,9 +58,14 @@ def safe_load(path: str | os.PathLike, map_location="cpu") -> dict:
 
 
 def model_bundle(model: Recognizer, vocab: list[str], model_cfg: ModelConfig, *, config: dict | None = None,
-                 metrics: dict | None = None) -> dict:
-    """The contents of a model file (see module docstring)."""
-    return {
+                 metrics: dict | None = None, tokenizer: Tokenizer | None = None) -> dict:
+    """The contents of a model file (see module docstring); pass ``tokenizer`` for a subword model."""
+    extra = {}
+    if isinstance(tokenizer, PieceTokenizer):
+        if list(vocab) != tokenizer.vocab:
+            raise ValueError("model_bundle: vocab is not the tokenizer's")
+        extra["tokenizer"] = tokenizer_entry(tokenizer)
+    return {**extra,
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
         "asr_version": __version__,
@@ -75,7 +83,7 @@ def save_model(path: str | os.PathLike, bundle: dict) -> None:
     atomic_torch_save(bundle, path)
 
 
-def load_model(path: str | os.PathLike, map_location="cpu") -> tuple[Recognizer, CharTokenizer, dict]:
+def load_model(path: str | os.PathLike, map_location="cpu") -> tuple[Recognizer, Tokenizer, dict]:
     """Rebuild a :class:`Recognizer` (eval mode) and its tokenizer from a model file.
 
     Returns:
@@ -100,7 +108,7 @@ def check_stored_config(cfg) -> None:
     Settings.from_dict(without_retired(cfg), groups=tuple(g for g in GROUPS if g in cfg))  # keys older files carry
 
 
-def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recognizer, CharTokenizer]:
+def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recognizer, Tokenizer]:
     """Rebuild the model (eval mode) and tokenizer a loaded bundle describes, checking it on the way.
 
     Args:
@@ -121,10 +129,15 @@ def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recogniz
         shaping = Settings.from_dict({"features": bundle.get("features"), "model": bundle.get("model")},
                                      groups=("features", "model"))  # types, ranges, allowed values
         feat_cfg, model_cfg = shaping.features, shaping.model
-        tokenizer = CharTokenizer(bundle.get("vocab") or [])
+        tokenizer = CharTokenizer(bundle.get("vocab") or []) if "tokenizer" not in bundle else None
         check_stored_config(bundle.get("config", {}))
     except (ConfigError, ValueError, TypeError) as err:
         raise ModelFileError(f"{where}: invalid settings inside the model file: {err}") from None
+    if tokenizer is None:
+        try:
+            tokenizer = tokenizer_from_bundle(bundle)
+        except (ValueError, TypeError) as err:
+            raise ModelFileError(f"{where}: refused: its subword tokenizer is not usable: {err}") from None
     state = bundle.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelFileError(f"{where}: 'state_dict' must map names to tensors")
@@ -136,6 +149,37 @@ def model_from_bundle(bundle: dict, where: str = "model file") -> tuple[Recogniz
         raise ModelFileError(f"{where}: weights do not match the model it describes: "
                              f"{str(err).splitlines()[0]}") from None
     return model.eval(), tokenizer
+
+
+def tokenizer_entry(tokenizer: PieceTokenizer) -> dict:
+    """A subword tokenizer as model-file values: ``{"kind", "model": (N,) uint8 tensor, "sha256"}``."""
+    proto = tokenizer.model_proto
+    return {"kind": tokenizer.kind, "model": torch.frombuffer(bytearray(proto), dtype=torch.uint8),
+            "sha256": hashlib.sha256(proto).hexdigest()}
+
+
+def tokenizer_from_bundle(bundle: dict) -> Tokenizer:
+    """The tokenizer a model file describes: characters from ``vocab``, or the sentencepiece model in
+    ``tokenizer``, which must be intact (its SHA-256) and spell exactly ``vocab``.
+
+    Raises:
+        ValueError: saying which part is wrong (the caller names the file).
+    """
+    vocab = bundle.get("vocab") or []
+    entry = bundle.get("tokenizer")
+    if entry is None:
+        return CharTokenizer(vocab)
+    model = entry.get("model") if isinstance(entry, dict) else None
+    if not isinstance(model, torch.Tensor) or model.dtype != torch.uint8 or model.dim() != 1:
+        raise ValueError("'tokenizer' must hold the sentencepiece model as a 1-D uint8 tensor")
+    proto = model.numpy().tobytes()
+    if hashlib.sha256(proto).hexdigest() != entry.get("sha256"):
+        raise ValueError("the tokenizer's sentencepiece model is damaged or altered (its SHA-256 differs from "
+                         "the one recorded)")
+    tokenizer = PieceTokenizer(proto, entry.get("kind"))
+    if tokenizer.vocab != vocab:
+        raise ValueError("the tokenizer's pieces differ from the model file's vocabulary")
+    return tokenizer
 
 
 def _check_weights(state: dict[str, torch.Tensor], where: str) -> None:

@@ -18,10 +18,10 @@ from asr.data.dataset import (
     total_hours,
 )
 from asr.data.manifest import Utterance, manifest_files, read_manifests
-from asr.data.tokenizer import CharTokenizer
+from asr.data.tokenizer import Tokenizer
 from asr.fileio import drop_inherited_locks
 from asr.frontend.features import output_frames_for_duration
-from asr.frontend.stats import build_vocab, load_vocab
+from asr.frontend.stats import build_vocab, check_tokenizer, load_vocab
 from asr.training import distributed
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class TrainData:
 
     train_utts: list[Utterance]  # the usable training utterances this rank reads
     dev_utts: list[Utterance]  # every dev set's utterances, in order: the best epoch is chosen on all of them
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer
     sampler: DurationBatchSampler  # this rank's batches of each epoch; its state is checkpointed
     loader: torch.utils.data.DataLoader
     dev_sets: list[tuple[str, list[Utterance]]] = ()  # (data.dev_manifest entry, its utterances) when a list
@@ -56,7 +56,7 @@ def load_training_data(s: Settings, world: distributed.World, device: torch.devi
         train_utts = read_manifests(train_files)
     dev_sets = [(str(e), read_manifests(e)) for e in _entries(s.data.dev_manifest)] if s.data.dev_manifest else []
     dev_utts = [u for _, part in dev_sets for u in part]
-    tokenizer = load_vocab(s.data.vocab) if s.data.vocab else build_vocab(train_utts)
+    tokenizer = training_tokenizer(s, train_utts)
     frames = lambda d: output_frames_for_duration(s.features, d)  # noqa: E731
     train_utts = filter_utterances(train_utts, tokenizer, frames, min_duration_s=s.data.min_duration_s,
                                    max_duration_s=s.data.max_duration_s, split="train")
@@ -73,6 +73,16 @@ def load_training_data(s: Settings, world: distributed.World, device: torch.devi
     return TrainData(train_utts, dev_utts, tokenizer, sampler, loader, dev_sets if len(dev_sets) > 1 else [])
 
 
+def training_tokenizer(s: Settings, train_utts: list[Utterance]) -> Tokenizer:
+    """``data.vocab`` read back and checked against ``data.tokenizer`` / ``data.vocab_size``, or, without
+    it, the vocabulary those settings ask for built from the training text."""
+    if not s.data.vocab:
+        return build_vocab(train_utts, s.data.tokenizer, s.data.vocab_size)
+    tokenizer = load_vocab(s.data.vocab)
+    check_tokenizer(tokenizer, s.data.tokenizer, s.data.vocab_size, f"data.vocab ({s.data.vocab})")
+    return tokenizer
+
+
 def _log_weights(s: Settings, utts: list[Utterance], corpus: list[int]) -> None:
     """One line per weighted corpus: its usable hours and what an epoch draws of it."""
     for k, (w, entry) in enumerate(zip(s.data.train_weights, _entries(s.data.train_manifest))):
@@ -82,7 +92,7 @@ def _log_weights(s: Settings, utts: list[Utterance], corpus: list[int]) -> None:
 
 
 def _loader(s: Settings, world: distributed.World, device: torch.device, train_utts: list[Utterance],
-            tokenizer: CharTokenizer, weights: list[float] | None = None
+            tokenizer: Tokenizer, weights: list[float] | None = None
             ) -> tuple[DurationBatchSampler, torch.utils.data.DataLoader]:
     sr = s.features.sample_rate_hz
     # an utterance whose targets no longer fit its frames after speed perturbation is left out of that epoch
@@ -134,6 +144,8 @@ def validate_data(s: Settings, train_files: list) -> None:
     from asr.data.validate import require_valid
 
     vocab = load_vocab(s.data.vocab) if s.data.vocab else None
+    if vocab is not None:
+        check_tokenizer(vocab, s.data.tokenizer, s.data.vocab_size, f"data.vocab ({s.data.vocab})")
     dev_files = manifest_files(s.data.dev_manifest) if s.data.dev_manifest else []
     for key, files in (("train_manifest", train_files), ("dev_manifest", dev_files)):
         for manifest in files:

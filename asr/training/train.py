@@ -262,7 +262,8 @@ def save(run: Run, entry: dict, improved: bool) -> None:
         state.best_wer, state.best_epoch = entry.get("dev_wer", math.nan), entry["epoch"]
     if improved and run.world.is_main:
         save_model(run.run_dir / "model.pt", model_bundle(run.model, run.data.tokenizer.vocab, s.model,
-                                                          config=run.bundle_cfg, metrics=dict(entry)))
+                                                          config=run.bundle_cfg, metrics=dict(entry),
+                                                          tokenizer=run.data.tokenizer))
     run.history.append(entry)
     _save_checkpoint(run)
     if run.world.is_main:

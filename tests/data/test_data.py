@@ -172,3 +172,32 @@ def test_weighted_plan_is_shared_by_ranks_and_resumes_mid_epoch():
     assert head + list(again) == list(full)
     with pytest.raises(ValueError, match="one positive weight per utterance"):
         DurationBatchSampler(durs, 4.0, weights=[1.0] * 59)
+
+
+def test_ctc_feasibility_counts_pieces_with_a_subword_tokenizer(tmp_path, caplog):
+    """A transcript too long in characters for its audio fits once it is spelled in (fewer) BPE pieces;
+    filter_utterances and asr validate both count the tokenizer's ids, not the characters."""
+    from asr.data.tokenizer import PieceTokenizer
+    from asr.data.validate import validate_manifest
+
+    text = "hello there hello there"
+    tok = PieceTokenizer.train([text, "hello", "there hello"] * 4, "bpe", vocab_size=12)
+    pieces = ctc_min_frames(tok.encode(text))
+    chars = CharTokenizer.build([text])
+    features = FeatureConfig()
+    duration = next(d / 100 for d in range(1, 200) if output_frames_for_duration(features, d / 100) >= pieces)
+    assert pieces < ctc_min_frames(chars.encode(text)) and output_frames_for_duration(features, duration) < \
+        ctc_min_frames(chars.encode(text))  # enough frames for the pieces, too few for the characters
+    utts = [Utterance("u", "/a.wav", duration, text)]
+    frames = lambda d: output_frames_for_duration(features, d)  # noqa: E731
+    assert filter_utterances(utts, tok, frames, min_duration_s=0.01, max_duration_s=30, split="train") == utts
+    assert filter_utterances(utts, chars, frames, min_duration_s=0.01, max_duration_s=30, split="train") == []
+    manifest = tmp_path / "m.jsonl"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.zeros(int(duration * 16000), dtype=np.float32), 16000)
+    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "duration": duration, "text": text}) + "\n")
+    kinds = lambda tokenizer: {p["kind"] for p in validate_manifest(manifest, features=features,  # noqa: E731
+                                                                tokenizer=tokenizer, audio="header")["problems"]}
+    assert "transcript_too_long" not in kinds(tok) and "transcript_too_long" in kinds(chars)

@@ -28,3 +28,20 @@ def test_force_align_of_the_greedy_transcript_is_the_greedy_path_when_it_is_unam
     words = words_from_path(path, lp.exp().gather(1, torch.tensor(path)[:, None]).squeeze(1).tolist(), vocab,
                             frame_shift_s=0.03)
     assert all(0 < w.confidence <= 1 for w in words)
+
+
+def test_words_from_a_path_over_subword_pieces():
+    # pieces: a word starts at a piece marked "▁"; a lone "▁" is only a boundary; <unk> counts as blank
+    vocab = ["<blank>", "<unk>", "▁", "▁the", "▁c", "at", "s", "d"]
+    path = [3, 3, 0, 4, 0, 5, 5, 0, 2, 1, 7, 0, 5]  # "▁the" "▁c" "at" "▁" <unk> "d" "at"
+    post = [0.9, 0.7, 1.0, 0.8, 1.0, 0.6, 0.6, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0]
+    words = words_from_path(path, post, vocab, frame_shift_s=0.5)
+    assert [(w.text, w.start_s, w.end_s) for w in words] == [("the", 0.0, 1.0), ("cat", 1.5, 3.5),
+                                                              ("dat", 5.0, 6.5)]
+    assert [round(w.confidence, 3) for w in words] == [0.8, round((0.8 + 0.6 + 0.6) / 3, 3), 0.75]
+    # the words read as the greedy transcript of the same path
+    from asr.decoding.ctc import GreedyDecoder
+
+    lp = torch.full((1, len(path), len(vocab)), -10.0)
+    lp[0, torch.arange(len(path)), torch.tensor(path)] = 0.0
+    assert GreedyDecoder(vocab)(lp, torch.tensor([len(path)])) == [" ".join(w.text for w in words)]

@@ -161,3 +161,49 @@ def test_cuda_beam_search_equals_cpu_beam_search_on_clear_paths():
     lp, lengths = peaked(paths), torch.tensor([9, 9, 9])
     assert CudaBeamSearchDecoder(VOCAB, beam_size=4, blank_skip_threshold=1.0)(lp, lengths) == \
         BeamSearchDecoder(VOCAB, beam_size=4)(lp, lengths) == ["ab ccd", "d a", ""]
+
+
+# ---- subword pieces ------------------------------------------------------------------------------
+
+PIECE_TEXTS = ["cab a"] * 20 + ["a cab a"] * 5 + ["dab"] * 2 + ["bad cab"] * 3
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    from asr.data.tokenizer import PieceTokenizer
+
+    return PieceTokenizer.train(PIECE_TEXTS, "bpe", vocab_size=8)
+
+
+def piece_frames(tok, text: str) -> list[int]:
+    """One frame per piece of ``text``, each followed by a blank frame."""
+    return [k for i in tok.encode(text) for k in (i, 0)]
+
+
+def test_greedy_decoding_of_pieces_gives_words(bpe):
+    assert bpe.pieces("cab a") == ["▁", "c", "ab", "▁a"]  # the segmentation the posteriors below spell
+    paths = [piece_frames(bpe, "cab a"), piece_frames(bpe, "bad dab"), [0] * 4]
+    lp = peaked([p + [0] * (16 - len(p)) for p in paths], vocab_size=len(bpe))
+    lengths = torch.tensor([16, 16, 4])
+    assert GreedyDecoder(bpe.vocab)(lp, lengths) == ["cab a", "bad dab", ""]
+    assert BeamSearchDecoder(bpe.vocab, beam_size=8)(lp, lengths) == ["cab a", "bad dab", ""]
+
+
+def test_lexicon_of_pieces_and_beam_search_over_it(bpe, tmp_path):
+    lexicon = lexicon_from_texts(PIECE_TEXTS, bpe.vocab, bpe.pieces)
+    assert lexicon == {"a": ["▁a"], "bad": ["▁", "b", "a", "d"], "cab": ["▁", "c", "ab"], "dab": ["▁", "d", "ab"]}
+    write_lexicon(tmp_path / "lexicon.txt", lexicon)
+    assert read_lexicon(tmp_path / "lexicon.txt", bpe.vocab) == lexicon  # pieces are the decoder's tokens
+    with pytest.raises(ValueError, match=r"'cax' has characters outside the vocabulary"):
+        lexicon_from_texts(["cax"], bpe.vocab, bpe.pieces)
+    # the acoustics say "cb a": not a word; the lexicon search gives lexicon words only, and no
+    # boundary token is needed after the last word (a piece marked ▁ starts each word)
+    frames = piece_frames(bpe, "cab a")
+    frames[4] = bpe.vocab.index("b")  # "▁ c ab ▁a" -> "▁ c b ▁a"
+    lp = peaked([frames], vocab_size=len(bpe))
+    assert GreedyDecoder(bpe.vocab)(lp, torch.tensor([len(frames)])) == ["cb a"]
+    out = BeamSearchDecoder(bpe.vocab, lexicon=tmp_path / "lexicon.txt")(lp, torch.tensor([len(frames)]))[0]
+    assert out.split()[-1] == "a" and set(out.split()) <= set(lexicon)
+    clean = peaked([piece_frames(bpe, "bad cab a")], vocab_size=len(bpe))
+    n = torch.tensor([clean.shape[1]])
+    assert BeamSearchDecoder(bpe.vocab, lexicon=tmp_path / "lexicon.txt")(clean, n) == ["bad cab a"]

@@ -114,3 +114,30 @@ def test_recipe_lm_files_drive_asr_evaluate(tmp_path, kenlm_tools):
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert s["wer"] == 0.0 and s["decoder_settings"]["lm"].endswith("lm_3gram.bin")
+
+
+def test_bpe_lexicon_and_lm_decode_hand_built_piece_posteriors(tmp_path, kenlm_tools):
+    """build_lm with a BPE vocab.json spells the lexicon in pieces; the LM then corrects a word."""
+    from asr.data.tokenizer import PieceTokenizer
+
+    texts = ["cab a"] * 20 + ["a cab a"] * 5 + ["dab"] * 2 + ["bad cab"] * 3
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": f"a{i}.flac", "duration": 1.0, "text": t}) + "\n"
+                                for i, t in enumerate(texts)))
+    tok = PieceTokenizer.train(texts, "bpe", vocab_size=8)
+    save_vocab(tmp_path / "vocab.json", tok)
+    summary = build_lm(manifest, tmp_path / "vocab.json", tmp_path / "lang", order=3)
+    assert summary["words"] == 4
+    assert (tmp_path / "lang" / "lexicon.txt").read_text().splitlines() == [
+        "a\t▁a", "bad\t▁ b a d", "cab\t▁ c ab", "dab\t▁ d ab"]
+    # "▁ {c|d} ab ▁a": the acoustics lean to d (0.55 against 0.40), the LM knows "cab a" far better
+    ids = [tok.vocab.index(p) for p in ("▁", "c", "ab", "▁a")]
+    probs = torch.full((1, 8, len(tok)), 0.01)
+    for t, k in enumerate([ids[0], ids[1], ids[2], 0, ids[3], 0, 0, 0]):
+        probs[0, t, k] = 0.9
+    probs[0, 1, ids[1]], probs[0, 1, tok.vocab.index("d")] = 0.40, 0.55
+    lp, lengths = probs.log(), torch.tensor([8])
+    assert GreedyDecoder(tok.vocab)(lp, lengths) == ["dab a"]
+    out = {w: BeamSearchDecoder(tok.vocab, lexicon=tmp_path / "lang" / "lexicon.txt",
+                                lm=tmp_path / "lang" / "lm_3gram.bin", lm_weight=w)(lp, lengths)[0] for w in (0.0, 2.0)}
+    assert out == {0.0: "dab a", 2.0: "cab a"}

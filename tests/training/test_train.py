@@ -189,3 +189,33 @@ def test_two_weighted_corpora_train_together_and_each_dev_set_is_scored(tmp_path
     assert low <= log[-1]["dev_wer"] <= high  # the best epoch is chosen on both sets together
     assert summary["best_dev_sets"] == next(e["dev_sets"] for e in log if e["epoch"] == summary["best_epoch"])
     assert any(f"train corpus {b}: weight 2" in r.getMessage() for r in caplog.records)
+
+
+def test_a_bpe_model_trains_decodes_and_round_trips_through_its_model_file(tone_corpus, tmp_path):
+    """data.tokenizer=bpe end to end: pieces as CTC targets, greedy WER 0 on the (train = dev) tone corpus."""
+    from asr.data.tokenizer import PieceTokenizer
+
+    s = tiny_settings(tone_corpus, max_epochs=60)  # a few more epochs than characters need: 6 s
+    s = dataclasses.replace(s, data=dataclasses.replace(s.data, tokenizer="bpe", vocab_size=9))
+    summary = train(s, tmp_path / "run")
+    model, tokenizer, bundle = load_model(tmp_path / "run" / "model.pt")
+    assert isinstance(tokenizer, PieceTokenizer) and tokenizer.kind == "bpe" and len(tokenizer) == 10
+    assert any(len(p.lstrip("\u2581")) > 1 for p in tokenizer.vocab[2:])  # merged pieces, not just characters
+    assert bundle["config"]["data"]["tokenizer"] == "bpe" and bundle["tokenizer"]["kind"] == "bpe"
+    utts = read_manifest(tone_corpus)
+    pieces = sum(len(tokenizer.encode(u.text)) for u in utts)
+    assert pieces < sum(len(u.text) for u in utts)  # fewer CTC targets than characters
+    result = evaluate(model, tokenizer, utts, out_dir=tmp_path / "eval")
+    assert summary["best_dev_wer"] == result["wer"] == 0.0 and result["cer"] == 0.0
+    # the Python API and asr transcribe build words from the pieces, with times and confidences
+    from asr.api import Recognizer
+    from asr.inference.export import ExportError, export_onnx
+
+    rec = Recognizer.load(tmp_path / "run" / "model.pt")
+    for u in utts[:3]:
+        for decoder in ("greedy", "beam"):
+            t = rec.transcribe(u.audio_path, decoder=decoder)[0]
+            assert t.text == u.text and [w.text for w in t.words] == u.text.split()
+            assert all(0 <= w.start_s < w.end_s <= t.duration_s and 0 < w.confidence <= 1 for w in t.words)
+    with pytest.raises(ExportError, match=r"model.pt: a subword \(bpe\) model has no ONNX export"):
+        export_onnx(tmp_path / "run" / "model.pt", tmp_path / "model.onnx")
