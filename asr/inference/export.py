@@ -212,6 +212,9 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike, *, int8: 
     model, _, bundle = load_model(model_file)
     if bundle["model"].get("proj_size"):
         raise ExportError(f"{model_file}: LSTMs with projections (model.proj_size) have no ONNX export in torch")
+    if bundle["model"].get("chunk_s"):
+        raise ExportError(f"{model_file}: latency-controlled models (model.chunk_s) have no ONNX export yet: their "
+                          "chunk loop depends on the input length; run them with the torch runtime")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name[:40]}.{os.getpid()}.tmp.onnx")
     tmp_q = tmp.with_suffix(".q.onnx")
