@@ -290,6 +290,7 @@ class Server:
 
     async def health_handler(self, request: web.Request) -> web.Response:
         body = {"status": "shutting_down" if self.closing else "ready", "model": self.name,
+                "sample_rate": self.rec.sample_rate_hz,
                 "streams": len(self.connections), "max_streams": self.limits.max_streams, "uploads": self.uploads,
                 **self.model_info, "engine": {"passes": self.engine.passes, "blocks": self.engine.blocks,
                                               "jobs": self.engine.jobs_done}}
