@@ -324,7 +324,14 @@ class Server:
         self.uploads += 1
         try:
             body = bytearray()
-            async for piece in request.content.iter_chunked(1 << 16):
+            while True:  # a body that trickles in must not hold an upload slot for ever
+                try:
+                    piece = await asyncio.wait_for(request.content.readany(), limits.idle_timeout_s)
+                except asyncio.TimeoutError:
+                    return web.json_response(error_body("idle", f"no upload data for {limits.idle_timeout_s:g} s"),
+                                             status=408)
+                if not piece:
+                    break
                 body += piece
                 if len(body) > limits.max_upload_bytes:
                     return web.json_response(too_big, status=413)

@@ -195,6 +195,23 @@ def test_upload_returns_the_transcribe_record_and_bad_uploads_clear_errors(runni
     assert status == 400 and empty["code"] == "empty_upload"
 
 
+def test_an_upload_that_trickles_is_answered_408_and_frees_its_slot(running, audio_file):
+    srv = running(idle_timeout_s=0.5, max_uploads=1)
+
+    async def slow_upload() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"POST /transcribe HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"\x00" * 10)
+        await writer.drain()
+        answer = await reader.read(4096)  # nothing more is sent: the server must give up on its own
+        writer.close()
+        return answer
+
+    answer = run(slow_upload())
+    assert answer.startswith(b"HTTP/1.1 408") and b'"code": "idle"' in answer
+    status, record = run(_post(srv.url + "/transcribe?name=t.flac", audio_file.read_bytes()))
+    assert status == 200 and record["text"]  # the slot was given back
+
+
 def test_health_reports_readiness_and_the_model(running):
     status, body = run(_get_json(running().url + "/health"))
     assert status == 200 and body["status"] == "ready" and body["max_streams"] == 16
