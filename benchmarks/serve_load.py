@@ -7,6 +7,8 @@ at utterance k * files, so the clients hear different speakers), paced at ``--sp
 
 * ``final_latency_ms``: from the moment the last audio of a stream was sent to its final result (p50/p95/p99);
 * ``word_latency_ms``: from the moment the end of a word's audio was sent to the final result holding it;
+* ``word_shown_latency_ms``: from the same moment to the first result, partial or final, that showed the word
+  as it ends up (what a reader of live captions waits for);
 * ``real_time_held``: every stream ended without error and its final result came within ``--held-s`` of
   its last audio (a server that falls behind real time piles audio up, and latency grows past it);
 * ``server_cpu_cores``: the server's CPU seconds per wall second while the clients stream;
@@ -74,6 +76,27 @@ def health(port: int) -> dict:
         return json.loads(r.read())
 
 
+def shown_latencies(r) -> list[float]:
+    """Per final word: from the send of its last audio to the first result (partial or final) that showed it.
+
+    A partial shows word ``i`` when its first ``i + 1`` words are the final's.
+    """
+    out, shown = [], []  # shown: (segment, words, when) of every result in arrival order
+    for event, when in zip(r.events, r.received_at):
+        if event.get("type") in ("partial", "final"):
+            shown.append((event["segment"], event["text"].split(), when))
+        if event.get("type") != "final":
+            continue
+        final_words = [w["word"] for w in event["words"]]
+        for i, w in enumerate(event["words"]):
+            sent = r.sent_by(w["end"])
+            first = next(t for seg, words, t in shown
+                         if seg == event["segment"] and words[:i + 1] == final_words[:i + 1])
+            if sent is not None:
+                out.append(first - sent)
+    return out
+
+
 async def client(url: str, clips: list[tuple[str, np.ndarray]], speed: float, piece_s: float,
                  deadline: float, rate: int) -> list[dict]:
     """One client streaming its clips in turn; one row per stream (latencies in seconds, text, error)."""
@@ -93,7 +116,7 @@ async def client(url: str, clips: list[tuple[str, np.ndarray]], speed: float, pi
         words = [finals_at[id(e)] - r.sent_by(w["end"]) for e in r.finals for w in e["words"]
                  if r.sent_by(w["end"]) is not None]  # each word: until the final result (segment) holding it
         rows.append({"id": utt_id, "final_s": finals_at[id(final)] - r.sent[-1][1], "word_s": words,
-                     "text": r.text})
+                     "word_shown_s": shown_latencies(r), "text": r.text})
     return rows
 
 
@@ -121,6 +144,7 @@ def run_level(port: int, pid: int, n: int, clips: list[tuple[str, np.ndarray]], 
             "real_time_held": bool(ok) and len(ok) == len(rows) and max(finals) <= args.held_s,
             "final_latency_ms": percentiles_ms(finals),
             "word_latency_ms": percentiles_ms([w for r in ok for w in r["word_s"]]),
+            "word_shown_latency_ms": percentiles_ms([w for r in ok for w in r["word_shown_s"]]),
             "server_cpu_cores": round(cpu / wall, 2), "wall_s": round(wall, 1),
             "engine": {"passes": passes, "blocks": blocks, "blocks_per_pass": round(blocks / passes, 2) if passes
                        else None},

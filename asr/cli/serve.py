@@ -50,9 +50,9 @@ async def _run(server, c: ServeConfig, threads: int) -> None:
 class LivePrinter:
     """Partial results overwrite one line on a terminal (a line each otherwise); finals stay."""
 
-    def __init__(self, events: bool = False, out=sys.stdout):
-        self.events, self.out = events, out
-        self.tty = out.isatty()
+    def __init__(self, events: bool = False, out=None):
+        self.events, self.out = events, out or sys.stdout  # looked up now: a caller may have replaced sys.stdout
+        self.tty = self.out.isatty()
         self.last = None
 
     def __call__(self, event: dict) -> None:
