@@ -49,6 +49,7 @@ from asr.inference.streaming import Stream, StreamingRecognizer, run_blocks
 from asr.inference.transcribe import transcribe_utterances
 
 log = logging.getLogger(__name__)
+ENGINE_TIMEOUT_S = 60.0  # longest wait for the model thread's answer to one message
 
 
 class ClientError(Exception):
@@ -112,7 +113,12 @@ class Engine:
                     self.jobs.put(None)  # stop after this batch
                     break
                 batch.append(job)
-            self._process(batch)
+            try:
+                self._process(batch)
+            except BaseException as err:  # noqa: BLE001 - the thread must outlive any one batch
+                log.exception("model thread: batch failed")
+                for _, _, fut, loop in batch:
+                    _resolve(loop, fut, error=RuntimeError(f"the model thread failed: {err}"))
 
     def _process(self, batch: list) -> None:
         ready = []
@@ -132,7 +138,10 @@ class Engine:
         self.blocks += sum(len(blocks) for _, blocks, _, _ in ready)
         self.jobs_done += len(ready)
         for stream, _, fut, loop in ready:
-            _resolve(loop, fut, result=stream.take_events())
+            try:
+                _resolve(loop, fut, result=stream.take_events())
+            except Exception as err:  # noqa: BLE001 - reported to that stream's client
+                _resolve(loop, fut, error=err)
 
 
 def pcm16(data: bytes, limits: Limits) -> torch.Tensor:
@@ -178,7 +187,7 @@ class Connection:
             await self._serve()
         except ClientError as err:
             await self.close_with(err)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass  # the client left: its stream is dropped with this object
         except Exception as err:  # noqa: BLE001 - this client gets a clear error; the server goes on
             log.exception("stream failed")
@@ -229,7 +238,11 @@ class Connection:
         async with self.lock:
             if self.stream is None or self.stream.finished:
                 return
-            for event in await self.server.engine.submit(self.stream, samples):
+            try:  # the model thread answers in milliseconds; a minute means it is stuck, not busy
+                events = await asyncio.wait_for(self.server.engine.submit(self.stream, samples), ENGINE_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                raise ClientError("internal", f"the model did not answer within {ENGINE_TIMEOUT_S:g} s", 1011) from None
+            for event in events:
                 await self.ws.send_json(event)
 
     async def close_with(self, err: ClientError) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
+import torch
 
 from asr.data.audio import load_audio
 from asr.inference.limits import Limits
@@ -247,3 +248,30 @@ def test_sigterm_finishes_open_streams_and_exits(lc_model, audio_file, tmp_path)
     finally:
         proc.kill()
         proc.wait(TIMEOUT_S)
+
+
+def test_the_model_thread_reports_one_streams_error_and_serves_the_others(lc_model, audio_file):
+    from asr.inference.serve import Engine
+    from asr.inference.streaming import StreamingError
+
+    model, tokenizer, _ = load_model(lc_model)
+    rec = StreamingRecognizer(model, tokenizer)
+    engine = Engine(rec, max_batch=8)
+    ended, good = rec.open(), rec.open()
+    ended.finish()
+    samples = load_audio(audio_file, SR)
+
+    async def main():
+        bad = engine.submit(ended, torch.zeros(160))  # audio after the end: that stream's error
+        first = engine.submit(good, torch.from_numpy(samples))
+        with pytest.raises(StreamingError, match="ended"):
+            await bad
+        events = await first
+        return events + await engine.submit(good, None)
+
+    try:
+        events = run(main())
+    finally:
+        engine.close()
+    assert events[-1]["type"] == "final" and events[-1]["end_of_stream"] and events[-1]["text"]
+    assert engine.jobs_done == 2 and not engine.thread.is_alive()

@@ -89,3 +89,20 @@ def test_seconds_become_frames_and_the_settings_are_checked():
                         ({"chunk_s": -1.0}, "model.chunk_s must be in")]:
         with pytest.raises(ConfigError, match=needle):
             Settings.from_dict({"model": bad}, groups=("model", "features"))
+
+
+def test_model_files_keep_the_chunking_and_refuse_impossible_values(tmp_path):
+    from asr.config.schema import ModelConfig
+    from asr.models.checkpoint import ModelFileError, load_model, model_bundle, safe_load, save_model
+
+    cfg = ModelConfig(hidden_size=8, num_layers=2, dropout=0.0, chunk_s=0.3, right_context_s=0.09)
+    model = build_recognizer(FeatureConfig(), 5, **vars(cfg)).eval()
+    bundle = model_bundle(model, ["<blank>", " ", "a", "b", "c"], cfg)
+    save_model(tmp_path / "lc.pt", bundle)
+    loaded, _, _ = load_model(tmp_path / "lc.pt")  # torch.load(weights_only=True) inside
+    assert (loaded.acoustic.chunk_frames, loaded.acoustic.right_context_frames) == (10, 3)
+    assert safe_load(tmp_path / "lc.pt")["model"]["chunk_s"] == 0.3
+    for bad in ({"chunk_s": -0.5}, {"bidirectional": False}):
+        save_model(tmp_path / "bad.pt", {**bundle, "model": {**bundle["model"], **bad}})
+        with pytest.raises(ModelFileError, match="invalid settings inside the model file.*model.chunk_s"):
+            load_model(tmp_path / "bad.pt")
