@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                             "out=<folder>"),
     "prepare-speechocean762": ("corpora", "prepare_speechocean762_main", "speechocean762, digit readers held out: "
                                "src=<dir> out=<folder>"),
+    "serve": ("serve", "serve_main", "streaming server (WebSocket, uploads, health): model=<m.pt> port=8000"),
+    "stream": ("serve", "stream_main", "a file to asr serve, partial results live: file=<audio> url=<ws url>"),
 }
 
 
@@ -51,8 +53,8 @@ def overview() -> str:
     """The one-screen list of commands that ``asr --help`` prints."""
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
-    return "\n".join(["usage: asr <command> [key=value ...]    (asr <command> --help: its settings)",
-                      "commands:", *lines, "",
+    return "\n".join(["usage: asr <command> [key=value ...]    (asr <command> --help: its settings); commands:",
+                      *lines,
                       "train, evaluate, transcribe, stats, validate, inspect, plot also take -m and hydra.* settings."])
 
 

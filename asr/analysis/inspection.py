@@ -88,6 +88,10 @@ def inspect_utterance(model: Recognizer, tokenizer: CharTokenizer, wave: torch.T
     if getattr(rnn, "proj_size", 0):
         raise RuntimeError(f"layer {index} is a projected LSTM (model.proj_size={rnn.proj_size}): its gates cannot be "
                            "recomputed here, only plain LSTM/GRU layers can be inspected")
+    if getattr(acoustic, "chunk_frames", 0):
+        raise RuntimeError("a latency-controlled model (model.chunk_s): its layers run chunk by chunk, and the gates "
+                           "shown here would be those of the full-context computation; only full-context and "
+                           "unidirectional models can be inspected")
     waves, wave_lens = wave[None].float(), torch.tensor([wave.shape[-1]])  # (1, S), (1,)
 
     mfcc, mfcc_lens = fe.mfcc(waves, wave_lens)  # (1, T_10ms, F), un-normalised

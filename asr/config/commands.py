@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from asr.config.schema import DataConfig, DecoderConfig
 from asr.frontend.config import FeatureConfig
+from asr.inference.limits import Limits
 from asr.inference.outputs import SubtitleConfig
 from asr.inference.segment import WindowConfig
 
@@ -328,6 +329,43 @@ class PrepareCommonvoiceConfig:
     normalize: bool = True  # lowercase, a-z ' and spaces only; false keeps the sentence (non-Latin scripts)
 
 
+@dataclass(frozen=True)
+class ServeConfig:
+    """``asr serve``: live recognition over WebSocket (/stream), file uploads (POST /transcribe), GET /health."""
+
+    model: str  # a streaming model file: trained with model.bidirectional=false or model.chunk_s > 0
+    host: str = "127.0.0.1"  # 0.0.0.0: every interface (in a container)
+    port: int = 8000  # 0: any free port (printed)
+    threads: int = 0  # torch CPU threads; 0: the cores that are free right now
+    step_s: float = 0.09  # unidirectional models: audio per model call (shorter: sooner partials, more calls)
+    endpoint_blank_s: float = 0.0  # > 0: a final result after this much blank model output following a word
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self):
+        _check(0 <= self.port <= 65535, f"port must be in 0..65535, got {self.port}")
+        _check(self.threads >= 0, f"threads must be >= 0 (0: the free cores), got {self.threads}")
+        _check(self.step_s > 0 and self.endpoint_blank_s >= 0,
+               f"step_s must be > 0 and endpoint_blank_s >= 0, got {self.step_s}, {self.endpoint_blank_s}")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """``asr stream``: send an audio file to asr serve at real speed and print partial results as they come."""
+
+    file: str  # any audio file asr reads; resampled to sample_rate_hz
+    url: str = "ws://127.0.0.1:8000/stream"
+    sample_rate_hz: int = 16000  # the server's model rate (its /stream refuses others)
+    speed: float = 1.0  # 1: real time, 4: four times faster, 0: as fast as the server takes it
+    piece_s: float = 0.1  # audio per message
+    timeout_s: float = 30.0  # wait this long past the audio's end for the final result
+    events: bool = False  # print every server message as a JSON line instead of text
+
+    def __post_init__(self):
+        _check(self.speed >= 0, f"speed must be >= 0 (0: no pacing), got {self.speed}")
+        _check(0 < self.piece_s <= 1.0, f"piece_s must be in (0, 1] s, got {self.piece_s}")
+        _check(self.timeout_s > 0 and self.sample_rate_hz > 0, "timeout_s and sample_rate_hz must be > 0")
+
+
 # conf/<name>.yaml (hydra block and defaults list) composes on top of these
 COMMAND_CONFIGS: dict[str, type] = {
     "evaluate": EvaluateConfig, "transcribe": TranscribeConfig, "validate": ValidateConfig, "stats": StatsConfig,
@@ -341,5 +379,5 @@ TOOL_CONFIGS: dict[str, type] = {
     "synthesize": SynthesizeConfig, "import-kaldi": ImportKaldiConfig, "split-speakers": SplitSpeakersConfig,
     "prepare-speechocean762": PrepareSpeechocean762Config,
     "download-librispeech": DownloadLibrispeechConfig, "prepare-librispeech": PrepareLibrispeechConfig,
-    "prepare-commonvoice": PrepareCommonvoiceConfig,
+    "prepare-commonvoice": PrepareCommonvoiceConfig, "serve": ServeConfig, "stream": StreamConfig,
 }

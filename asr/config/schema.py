@@ -76,6 +76,11 @@ class ModelConfig:
     dropout: float = 0.2
     proj_size: int = 0  # LSTM projection of each direction's output to this size (LSTMP, Sak et al. 2014); 0: none
     edge_pad_s: float = 0.0  # at inference, quiet background added at both ends of every utterance (Recognizer)
+    # latency-controlled bidirectional layers (LC-BLSTM): > 0 cuts every utterance into chunks of this many
+    # seconds; the backward direction sees only its chunk plus right_context_s, so the model can stream
+    # (docs/streaming.md). 0: full context, each frame sees the whole utterance
+    chunk_s: float = 0.0
+    right_context_s: float = 0.0  # look-ahead of each chunk's backward direction (needs chunk_s > 0)
 
 
 @dataclass(frozen=True)
@@ -426,6 +431,21 @@ def check_train_weights(d: DataConfig) -> None:
                           "weight only its own shards); use one or the other")
 
 
+def check_latency_control(m: ModelConfig, f: FeatureConfig) -> None:
+    """``model.chunk_s`` / ``model.right_context_s``: whole model frames, on a bidirectional model only."""
+    check_interval(m.chunk_s, "model.chunk_s", 0, 60, high_open=False)
+    check_interval(m.right_context_s, "model.right_context_s", 0, 60, high_open=False)
+    shift = f.output_frame_shift_s
+    if m.chunk_s and not m.bidirectional:
+        raise ConfigError("model.chunk_s needs model.bidirectional=true: a unidirectional model already streams "
+                          "(it has no backward direction to limit); set model.chunk_s=0")
+    if m.right_context_s and not m.chunk_s:
+        raise ConfigError(f"model.right_context_s ({m.right_context_s}) needs model.chunk_s > 0 (the look-ahead "
+                          "of each chunk)")
+    if m.chunk_s and m.chunk_s < shift - 1e-9:
+        raise ConfigError(f"model.chunk_s ({m.chunk_s}) must be at least one model frame ({shift:g} s)")
+
+
 def check_decoder(d: DecoderConfig) -> DecoderConfig:
     """Reject decoder settings that cannot work together; the message names the key."""
     check_positive(d, "decoder", "beam_size", "beam_threshold")
@@ -462,6 +482,7 @@ class Settings:
         check_positive(s.model, "model", "hidden_size", "num_layers")
         check_interval(s.model.dropout, "model.dropout", 0, 1)
         check_interval(s.model.edge_pad_s, "model.edge_pad_s", 0, 5, high_open=False)
+        check_latency_control(s.model, s.features)
         check_positive(s.optim, "optim", "lr", "grad_clip")
         check_non_negative(s.optim, "optim", "weight_decay", "warmup_steps")
         check_interval(s.optim.final_lr_ratio, "optim.final_lr_ratio", 0, 1, low_open=True, high_open=False)

@@ -157,14 +157,22 @@ class FeatureExtractor(nn.Module):
         self.mean.copy_(mean)
         self.std.copy_(std.clamp(min=1e-5))
 
+    def cepstra(self, wave: torch.Tensor) -> torch.Tensor:
+        """Static MFCC of every whole frame: ``wave: (B, S)`` with ``S >= fft_length`` → ``(B, T, n_mfcc)``.
+
+        Frame ``t`` reads samples ``[t * hop, t * hop + fft_length)`` only (snip-edges), which is what lets
+        :class:`asr.frontend.streaming.FeatureStream` compute them piece by piece.
+        """
+        mel = self.melspec(wave)  # (B, n_mels, T)
+        logmel = 10.0 * torch.log10(mel.clamp(min=1e-10))
+        return torch.matmul(logmel.transpose(1, 2), self.dct)  # (B, T, n_mels) @ (n_mels, n_mfcc)
+
     def mfcc(self, wave: torch.Tensor, wave_lens: torch.Tensor):
         """Un-normalised MFCC (+ deltas) at the 10 ms frame rate: ``(B, T, frame_dim)``, ``(B,)``."""
         c = self.config
         if wave.shape[-1] < c.fft_length:  # shorter than one frame: pad so the STFT runs
             wave = torch.nn.functional.pad(wave, (0, c.fft_length - wave.shape[-1]))
-        mel = self.melspec(wave)  # (B, n_mels, T)
-        logmel = 10.0 * torch.log10(mel.clamp(min=1e-10))
-        feats = torch.matmul(logmel.transpose(1, 2), self.dct)  # (B, T, n_mels) @ (n_mels, n_mfcc)
+        feats = self.cepstra(wave)
         lens = mfcc_frames(wave_lens, c)
         if c.cmn == "utterance":
             feats = subtract_utterance_mean(feats, lens)

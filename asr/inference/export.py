@@ -216,6 +216,9 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike, *, int8: 
         raise ExportError(f"{model_file}: a subword ({bundle['tokenizer']['kind']}) model has no ONNX export: its "
                           "sentencepiece tokenizer is not carried in ONNX metadata; transcribe it with the model "
                           "file (runtime=torch)")
+    if bundle["model"].get("chunk_s"):
+        raise ExportError(f"{model_file}: latency-controlled models (model.chunk_s) have no ONNX export yet: their "
+                          "chunk loop depends on the input length; run them with the torch runtime")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name[:40]}.{os.getpid()}.tmp.onnx")
     tmp_q = tmp.with_suffix(".q.onnx")

@@ -29,28 +29,9 @@ import torch
 from torch import nn
 
 from asr.frontend.features import FeatureConfig, FeatureExtractor, SpecAugment
+from asr.models.chunked import State, block_step, chunked_layer, look_ahead_inputs, reverse_padded
 
 RNN_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU}
-
-
-def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Reverse each sequence within its length; padding stays at the end.
-
-    Args:
-        x: ``(B, T, F)``; lengths: ``(B,)``.
-
-    Example:
-        >>> reverse_padded(torch.tensor([[[1.], [2.], [3.]], [[4.], [5.], [0.]]]), torch.tensor([3, 2]))[..., 0]
-        tensor([[3., 2., 1.],
-                [5., 4., 0.]])
-    """
-    b, t = x.shape[:2]
-    steps = torch.arange(t, device=x.device)
-    rev = lengths.to(x.device)[:, None] - 1 - steps[None, :]  # (B, T)
-    idx = torch.where(rev >= 0, rev, steps[None, :])  # padding positions map to themselves
-    # whole rows by index_select: several times faster than gather over every feature
-    rows = (idx + t * torch.arange(b, device=x.device)[:, None]).reshape(-1)
-    return x.reshape(b * t, -1).index_select(0, rows).view_as(x)
 
 
 def check_projection(rnn_type: str, hidden_size: int, proj_size: int) -> None:
@@ -108,13 +89,23 @@ class AcousticModel(nn.Module):
         dropout: dropout on every layer's output (between layers and before the dense layer).
         proj_size: LSTM only: project each direction's output to this size (0: none). Fewer
             weights in the next layer's input and in the LSTM's recurrence (Sak et al., 2014).
+        chunk_frames: > 0: latency-controlled bidirectional layers (:mod:`asr.models.chunked`): the backward
+            direction sees only chunks of this many frames plus ``right_context_frames`` of look-ahead.
+            Training and inference chunk alike, so the model learns what it will see when streaming.
+        right_context_frames: each chunk's look-ahead (needs ``chunk_frames``).
 
     Shapes: ``forward(feats: (B, T, input_dim), lengths: (B,))`` → ``(B, T, vocab_size)`` log-probs.
     """
 
     def __init__(self, input_dim: int, vocab_size: int, *, hidden_size: int = 320, num_layers: int = 4,
-                 bidirectional: bool = True, rnn_type: str = "lstm", dropout: float = 0.2, proj_size: int = 0):
+                 bidirectional: bool = True, rnn_type: str = "lstm", dropout: float = 0.2, proj_size: int = 0,
+                 chunk_frames: int = 0, right_context_frames: int = 0):
         super().__init__()
+        if chunk_frames < 0 or right_context_frames < 0 or (right_context_frames and not chunk_frames) or \
+                (chunk_frames and not bidirectional):
+            raise ValueError(f"chunk_frames={chunk_frames}, right_context_frames={right_context_frames}: need both "
+                             ">= 0, a chunk for any look-ahead, and a bidirectional model for chunks")
+        self.chunk_frames, self.right_context_frames = chunk_frames, right_context_frames
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"model.rnn_type must be one of {sorted(RNN_TYPES)}, got {rnn_type!r}")
         check_projection(rnn_type, hidden_size, proj_size)
@@ -129,12 +120,54 @@ class AcousticModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(out_size, vocab_size)
 
+    @property
+    def bidirectional(self) -> bool:
+        return self.layers[0].backward_rnn is not None
+
+    @property
+    def streamable(self) -> bool:
+        """Whether outputs need only bounded future context: unidirectional, or latency-controlled."""
+        return not self.bidirectional or self.chunk_frames > 0
+
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``feats: (B, T, input_dim)``, ``lengths: (B,)`` → log-probs ``(B, T, vocab_size)``."""
+        if self.chunk_frames:
+            return self._forward_chunked(feats, lengths)
         x = feats
         for layer in self.layers:
             x = self.dropout(layer(x, lengths))
         return torch.log_softmax(self.output(x), dim=-1)
+
+    def _forward_chunked(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Latency-controlled layers over whole utterances (:func:`asr.models.chunked.chunked_layer`)."""
+        x, rc = feats, look_ahead_inputs(feats, self.chunk_frames, self.right_context_frames)  # (B, K, R, F)
+        for layer in self.layers:
+            x, rc = chunked_layer(layer, x, rc, lengths, self.chunk_frames)
+            x, rc = self.dropout(x), self.dropout(rc)
+        return torch.log_softmax(self.output(x), dim=-1)
+
+    def step(self, feats: torch.Tensor, lengths: torch.Tensor, states: list[State | None]
+             ) -> tuple[torch.Tensor, list[State]]:
+        """One streaming block through every layer (:func:`asr.models.chunked.block_step`).
+
+        Args:
+            feats: ``(B, L, input_dim)``: for a latency-controlled model one chunk and its look-ahead
+                (``L <= chunk_frames + right_context_frames``); for a unidirectional one any ``L`` frames.
+            lengths: ``(B,)`` valid frames of each block.
+            states: per layer, the forward state after the previous block (None at a stream's start).
+
+        Returns:
+            log-probs ``(B, C, vocab_size)`` of the block's chunk frames (``C = min(L, chunk_frames)``, or ``L``
+            for a unidirectional model), and the per-layer states after the chunk.
+        """
+        if not self.streamable:
+            raise ValueError("a full-context bidirectional model cannot stream")
+        chunk = self.chunk_frames or feats.shape[1]
+        x, new_states = feats, []
+        for layer, state in zip(self.layers, states):
+            x, state = block_step(layer, x, lengths, chunk, state)
+            new_states.append(state)
+        return torch.log_softmax(self.output(x[:, :chunk]), dim=-1), new_states
 
 
 def add_edge_pad(wave: torch.Tensor, wave_lens: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,8 +240,16 @@ class Recognizer(nn.Module):
 
 def build_recognizer(feature_config: FeatureConfig, vocab_size: int, spec_augment: SpecAugment | None = None,
                      **model_kwargs) -> Recognizer:
-    """A :class:`Recognizer` from feature settings and :class:`AcousticModel` keyword arguments."""
+    """A :class:`Recognizer` from feature settings and :class:`AcousticModel` keyword arguments.
+
+    ``model_kwargs`` may also hold :class:`asr.config.schema.ModelConfig`'s ``edge_pad_s``, and ``chunk_s`` /
+    ``right_context_s`` in seconds, rounded here to whole model frames.
+    """
     edge_pad_s = model_kwargs.pop("edge_pad_s", 0.0)
+    shift = feature_config.output_frame_shift_s
+    chunk_s, right_s = model_kwargs.pop("chunk_s", 0.0), model_kwargs.pop("right_context_s", 0.0)
+    model_kwargs.setdefault("chunk_frames", max(1, round(chunk_s / shift)) if chunk_s > 0 else 0)
+    model_kwargs.setdefault("right_context_frames", round(right_s / shift))
     features = FeatureExtractor(feature_config)
     acoustic = AcousticModel(feature_config.output_dim, vocab_size, **model_kwargs)
     return Recognizer(features, acoustic, spec_augment, edge_pad_s=edge_pad_s)

@@ -174,3 +174,9 @@ def test_asr_plot_command_writes_the_curves(tmp_path):
     (run / "train_log.jsonl").write_text("not json\n")
     r = run_cli("plot_main", f"run={run}", "output=elsewhere", cwd=tmp_path)
     assert r.returncode == 2 and "train_log.jsonl:1" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_latency_controlled_model_is_refused_with_the_reason():
+    model = build_recognizer(FeatureConfig(), 5, hidden_size=8, num_layers=1, chunk_s=0.3).eval()
+    with pytest.raises(RuntimeError, match="latency-controlled model"):
+        inspect_utterance(model, None, torch.zeros(16000))

@@ -19,7 +19,8 @@ from asr.config.schema import ConfigError
 BIN = Path(sys.executable).parent
 ALL = {"train", "evaluate", "stats", "transcribe", "validate", "inspect", "plot", "sweep-table", "eval-table",
        "average", "export", "build-lm", "download-an4", "prepare-an4", "synthesize", "import-kaldi", "split-speakers",
-       "download-librispeech", "prepare-librispeech", "prepare-commonvoice", "prepare-speechocean762"}
+       "download-librispeech", "prepare-librispeech", "prepare-commonvoice", "prepare-speechocean762", "serve",
+       "stream"}
 
 
 def asr(*args: str, cwd: Path, exe: str = "asr") -> subprocess.CompletedProcess:

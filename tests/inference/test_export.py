@@ -145,3 +145,12 @@ def test_lstm_with_projections_is_refused_by_name(tmp_path):
     with pytest.raises(ExportError, match="model.proj_size"):
         export_onnx(tmp_path / "p.pt", tmp_path / "p.onnx")
     assert not (tmp_path / "p.onnx").exists()
+
+
+def test_latency_controlled_models_are_refused_by_name(tmp_path):
+    cfg = ModelConfig(rnn_type="gru", hidden_size=24, num_layers=1, dropout=0.0, chunk_s=0.3, right_context_s=0.09)
+    model = build_recognizer(FeatureConfig(), len(VOCAB), **vars(cfg))
+    save_model(tmp_path / "lc.pt", model_bundle(model.eval(), VOCAB, cfg))
+    with pytest.raises(ExportError, match="model.chunk_s.*torch runtime"):
+        export_onnx(tmp_path / "lc.pt", tmp_path / "lc.onnx")
+    assert not (tmp_path / "lc.onnx").exists()
