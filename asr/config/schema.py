@@ -460,6 +460,25 @@ def check_decoder(d: DecoderConfig) -> DecoderConfig:
     return d
 
 
+def check_augment(a: AugmentConfig, sample_rate_hz: int) -> None:
+    """Ranges, probabilities and speeds of ``augment``, and the waveform augmentation they build."""
+    for key in ("noise_snr_db", "volume_gain_db", "reverb_rt60_s", "reverb_drr_db"):
+        low, high = getattr(a, key)
+        if low > high:
+            raise ConfigError(f"augment.{key}: range [{low}, {high}] has its low end above its high end")
+    if a.reverb_rt60_s[0] <= 0:
+        raise ConfigError(f"augment.reverb_rt60_s: RT60 must be > 0 s, got {list(a.reverb_rt60_s)}")
+    for key in ("noise_prob", "reverb_prob", "silence_prob", "babble_prob", "tilt_prob", "bandlimit_prob",
+                "codec_prob"):
+        check_interval(getattr(a, key), f"augment.{key}", 0, 1, high_open=False)
+    try:
+        a.wave_augment(sample_rate_hz)
+    except ValueError as err:
+        raise ConfigError(f"augment: {err}") from None
+    if not a.speeds or any(v <= 0 for v in a.speeds):
+        raise ConfigError(f"augment.speeds must be positive factors, got {list(a.speeds)}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """All groups of a training config, validated."""
@@ -507,22 +526,7 @@ class Settings:
             check_projection(s.model.rnn_type, s.model.hidden_size, s.model.proj_size)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        a = s.augment
-        for key in ("noise_snr_db", "volume_gain_db", "reverb_rt60_s", "reverb_drr_db"):
-            low, high = getattr(a, key)
-            if low > high:
-                raise ConfigError(f"augment.{key}: range [{low}, {high}] has its low end above its high end")
-        if a.reverb_rt60_s[0] <= 0:
-            raise ConfigError(f"augment.reverb_rt60_s: RT60 must be > 0 s, got {list(a.reverb_rt60_s)}")
-        for key in ("noise_prob", "reverb_prob", "silence_prob", "babble_prob", "tilt_prob", "bandlimit_prob",
-                    "codec_prob"):
-            check_interval(getattr(a, key), f"augment.{key}", 0, 1, high_open=False)
-        try:
-            a.wave_augment(s.features.sample_rate_hz)
-        except ValueError as err:
-            raise ConfigError(f"augment: {err}") from None
-        if not a.speeds or any(v <= 0 for v in a.speeds):
-            raise ConfigError(f"augment.speeds must be positive factors, got {list(a.speeds)}")
+        check_augment(s.augment, s.features.sample_rate_hz)
         if s.trainer.average_last < 0 or s.trainer.average_last > max(1, s.trainer.keep_checkpoints):
             raise ConfigError(f"trainer.average_last ({s.trainer.average_last}) must be in 0..trainer.keep_checkpoints "
                               f"({s.trainer.keep_checkpoints}): only kept epoch checkpoints can be averaged")
