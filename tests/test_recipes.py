@@ -282,3 +282,28 @@ def test_librispeech_recipe_trains_under_torchrun_with_nproc(tmp_path):
     assert "rank 0 of 2 joined the process group (gloo, cpu)" in r.stdout + r.stderr
     assert safe_load(exp / "train" / "checkpoints" / "last.pt")["world_size"] == 2
     assert safe_load(exp / "train" / "model.pt")["tokenizer"]["kind"] == "bpe"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SPEECHOCEAN.is_dir() and AN4.is_dir()), reason="speechocean762 or AN4 not in ../shared/data")
+def test_an4_recipe_trains_with_an_extra_corpus_at_its_weight_and_names_what_is_missing(tmp_path):
+    r = run_recipe("an4", "--extra", "bogus=1", "--exp", str(tmp_path / "x"))
+    assert r.returncode == 2 and "no corpus named 'bogus'" in r.stderr
+    r = run_recipe("an4", "--extra", "speechocean762=0.2", "--exp", str(tmp_path / "x"))
+    assert r.returncode == 2 and "speechocean762 not found: pass --speechocean-dir DIR" in r.stderr
+    speechocean_subset(SPEECHOCEAN, tmp_path / "so", speakers=12, per_speaker=3)
+    exp = tmp_path / "exp"
+    r = run_recipe("an4", "--data-dir", str(AN4), "--exp", str(exp), "--stop-stage", "3", "--extra",
+                   "speechocean762=0.5", "--speechocean-dir", str(tmp_path / "so"), *TINY,
+                   "data.max_batch_duration_s=200")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    held = [json.loads(x) for x in (exp / "data" / "speechocean762" / "digits.jsonl").read_text().splitlines()]
+    kept = [json.loads(x) for x in (exp / "data" / "speechocean762" / "train.jsonl").read_text().splitlines()]
+    assert held and kept and not {x["speaker"] for x in held} & {x["speaker"] for x in kept}
+    log = (exp / "train" / "train.log").read_text()
+    assert f"train corpus {exp / 'data' / 'speechocean762' / 'train.jsonl'}: weight 0.5, {len(kept)} usable" in log
+    assert (exp / "train" / "model.pt").is_file()
+    (exp / ".done" / "3.train").unlink()
+    r = run_recipe("an4", "--data-dir", str(AN4), "--exp", str(exp), "--stage", "3", "--stop-stage", "3",
+                   "--extra", "synthetic=0.1", *TINY)
+    assert r.returncode == 2 and "synthetic/train.jsonl is missing (stage 1 ran without --extra synthetic)" in r.stderr

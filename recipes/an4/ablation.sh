@@ -7,6 +7,10 @@
 #   recipes/an4/ablation.sh --only recipe,silence --epochs 10      # a subset, a shorter schedule
 #   recipes/an4/ablation.sh --speechocean ../shared/data/speechocean762   # adds the speechocean762 row
 #
+# The base is the recipe's model and training without its recording chain and extra corpora (settings.sh's
+# an4_chain, an4_extra); each part adds one of them. "synthetic" is the embedded eSpeak NG corpus at weight 0.1,
+# "speechocean762" that corpus's 99 speakers who read no digit string at weight 0.2.
+#
 # Needs recipes/an4/run.sh's stages 1-5 in --exp (manifests, vocab + statistics, lexicon + 3-gram).
 # Jobs live in <exp>/ablation/<name>; finished ones are skipped and interrupted ones resume, so the command
 # can be run again to go on. The scores land in <exp>/ablation/generalization.json.
@@ -47,6 +51,7 @@ for f in data/train.jsonl data/dev.jsonl data/test.jsonl lang/vocab.json lang/st
 done
 abl="$exp/$out"
 mkdir -p "$abl"
+source "$here/settings.sh"
 
 # name and the overrides it adds to the recipe's settings (one part each; "chain" is all of them together)
 codecs='augment.codecs=[ulaw,alaw,gsm,mp3]'
@@ -58,22 +63,26 @@ declare -A parts=(
   [bandlimit]="augment.bandlimit_prob=0.15"
   [codec]="augment.codec_prob=0.15 $codecs"
   [rooms]="augment.reverb=true"
-  [chain]="augment.silence_prob=0.3 augment.babble_prob=0.2 augment.tilt_prob=0.3 augment.bandlimit_prob=0.15 augment.codec_prob=0.15 $codecs augment.reverb=true"
+  [chain]="${an4_chain[*]}"
 )
 order=(recipe silence babble tilt bandlimit codec rooms chain)
 if [ -n "$speechocean" ]; then
   # the 99 speechocean762 speakers who read no digit strings (the 26 who do are generalization.py's held-out set)
   # (AN4's alphabet has no apostrophe: "it's" is written "its")
   [ -f "$abl/speechocean762/train.jsonl" ] || asr prepare-speechocean762 "src=$speechocean" "out=$abl/speechocean762" apostrophes=false
-  parts[speechocean762]="data.train_manifest=[$exp/data/train.jsonl,$abl/speechocean762/train.jsonl]"
+  parts[speechocean762]="data.train_manifest=[$exp/data/train.jsonl,$abl/speechocean762/train.jsonl] data.train_weights=[1,0.2]"
   order+=(speechocean762)
+fi
+if [ -z "$only" ] || [[ ",$only," == *,synthetic,* ]]; then  # the embedded eSpeak NG corpus: 58 more (synthetic) voices
+  [ -f "$abl/synthetic/train.jsonl" ] || asr synthesize "out=$abl/synthetic" num_train=3000 num_dev=10 num_test=10
+  parts[synthetic]="data.train_manifest=[$exp/data/train.jsonl,$abl/synthetic/train.jsonl] data.train_weights=[1,0.1]"
+  order+=(synthetic)
 fi
 [ -n "$only" ] && IFS=, read -r -a order <<<"$only"
 for name in "${order[@]}"; do
   [ -n "${parts[$name]+x}" ] || { echo "error: --only: no part named '$name' (parts: ${!parts[*]})" >&2; exit 2; }
 done
 
-source "$here/settings.sh"
 printf -v ABL_COMMON '%q ' data=an4 "data.train_manifest=$exp/data/train.jsonl" "data.dev_manifest=$exp/data/dev.jsonl" \
   "data.vocab=$exp/lang/vocab.json" "data.stats=$exp/lang/stats.pt" "${an4_features[@]}" "${an4_model[@]}" \
   "${an4_training[@]}" "trainer.max_epochs=$epochs" "trainer.threads=$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))" \
