@@ -5,11 +5,11 @@
    builds it) from the files and from the shards, with 0 and 2 decoding workers: utterances/s and audio-s/s
    read + decoded. Sources alternate, `--repeats` times, so machine noise hits both alike; best run kept.
 3. The cost of indexing a shard (scanning its tar headers) in a process that has not opened it yet.
-4. The real training step (`training_step.py`) on the same batch plan, from preloaded batches and from the
-   shard loader with 2 workers prefetching: the ratio says whether streaming keeps the model fed.
+4. The real training step (`training_step.py`) on the same batches, from preloaded audio and from the shard
+   loader with 2 workers prefetching, alternating: the ratio says whether streaming keeps the model fed.
 5. If `webdataset` / `lhotse` are importable: that webdataset reads our shards, and each library's import time.
 
-    python benchmarks/shards.py --manifest recipes/an4/exp/data/train.jsonl --steps 6
+    python benchmarks/shards.py --manifest recipes/an4/exp/data/train.jsonl --steps 4 --rounds 3
 
 Prints one JSON object, with `uptime` and the CPU flags: absolute speeds depend on what else the host runs.
 """
@@ -70,23 +70,34 @@ def index_cost(manifest: str) -> dict:
             "us_per_member": round(1e6 * sum(t for t, _ in times) / sum(m for _, m in times), 2)}
 
 
-def fed(utts, tok, max_batch_s: float, steps: int, hidden: int, layers: int) -> dict:
-    """Training steps/s from preloaded batches vs from the streaming shard loader (2 workers): same plan."""
-    out = {}
-    for name, preload, workers in (("preloaded", True, 0), ("shards_streamed_2_workers", False, 2)):
+def fed(utts, tok, max_batch_s: float, steps: int, rounds: int, hidden: int, layers: int) -> dict:
+    """Training audio-s/s from preloaded batches vs from the streaming shard loader (2 workers), same batches.
+
+    Modes alternate for ``rounds`` rounds, so machine noise hits both alike. Each round starts a fresh
+    iterator (for the streamed mode: fresh workers, nothing prefetched yet); its first batch is a warm-up
+    step outside the timing, then ``steps`` steps are timed.
+    """
+    preloaded = loader(utts, tok, max_batch_s, 0, preload=True)
+    streamed = loader(utts, tok, max_batch_s, 2)
+    models = {}
+    for name in ("preloaded", "shards_streamed_2_workers"):
         torch.manual_seed(0)
-        _, step = real_training_step(len(tok), hidden, layers)
-        it = iter(loader(utts, tok, max_batch_s, workers, preload=preload))
-        step(next(it))  # warm-up (and the workers' start-up) outside the timing
-        t0, audio = time.perf_counter(), 0.0
-        for _ in range(steps):
-            b = next(it)
-            step(b)
-            audio += b.audio_seconds
-        dt = time.perf_counter() - t0
-        out[name] = {"steps": steps, "seconds": round(dt, 2), "audio_s_per_s": round(audio / dt, 1)}
-    out["streamed_over_preloaded"] = round(out["shards_streamed_2_workers"]["audio_s_per_s"]
-                                           / out["preloaded"]["audio_s_per_s"], 3)
+        models[name] = real_training_step(len(tok), hidden, layers)[1]
+    seconds, audio = {name: [] for name in models}, {name: 0.0 for name in models}
+    for _ in range(rounds):
+        for name, source in (("preloaded", preloaded), ("shards_streamed_2_workers", streamed)):
+            it, step = iter(source), models[name]
+            step(next(it))
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                b = next(it)
+                step(b)
+                audio[name] += b.audio_seconds
+            seconds[name].append(time.perf_counter() - t0)
+            del it  # stops the round's workers
+    out = {name: {"steps": steps * rounds, "seconds_per_round": [round(t, 2) for t in ts],
+                  "audio_s_per_s": round(audio[name] / sum(ts), 1)} for name, ts in seconds.items()}
+    out["streamed_over_preloaded"] = round(sum(seconds["preloaded"]) / sum(seconds["shards_streamed_2_workers"]), 3)
     return out
 
 
@@ -120,7 +131,8 @@ def main() -> None:
     p.add_argument("--shard-size-mb", type=float, default=8.0)  # AN4 is 35 MB: several shards, as a corpus has
     p.add_argument("--max-batch-duration", type=float, default=60.0)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--hidden", type=int, default=320)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
@@ -142,7 +154,8 @@ def main() -> None:
                         read_rate(utts, tok, a.max_batch_duration, workers))
         result["read_decode"] = {k: max(v, key=lambda r: r["utt_per_s"]) for k, v in runs.items()}
         result["index"] = index_cost(written["manifest"])
-        result["training_fed"] = fed(sources["shards"], tok, a.max_batch_duration, a.steps, a.hidden, a.layers)
+        result["training_fed"] = fed(sources["shards"], tok, a.max_batch_duration, a.steps, a.rounds, a.hidden,
+                                       a.layers)
         result["libraries"] = libraries(written["manifest"], written["utterances"])
     result["host_after"] = host()
     print(json.dumps(result, indent=2))
