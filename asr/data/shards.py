@@ -65,6 +65,10 @@ class _Shard:
 
 
 _OPEN: collections.OrderedDict[str, _Shard] = collections.OrderedDict()
+# every index this process has built, kept when its handle is closed: a shuffled epoch touches shards in any
+# order, and rescanning a 256 MB shard each time its handle came back would cost more than the reads. About
+# 100 bytes a member, as much as the manifest line that points to it; forked workers inherit the parent's.
+_INDEXES: dict[str, tuple[tuple[int, int, int], dict[str, tuple[int, int]], str]] = {}
 
 
 def _index(shard: str, size_bytes: int) -> tuple[dict[str, tuple[int, int]], str]:
@@ -104,7 +108,10 @@ def _open_shard(shard: str) -> _Shard:
         return got
     if got is not None:
         _forget(shard)
-    members, damage = _index(shard, st.st_size)
+    known = _INDEXES.get(shard)
+    if known is None or known[0] != key:
+        known = _INDEXES[shard] = (key, *_index(shard, st.st_size))
+    _, members, damage = known
     _OPEN[shard] = got = _Shard(os.getpid(), os.open(shard, os.O_RDONLY), key, members, damage)
     while len(_OPEN) > MAX_OPEN_SHARDS:
         _forget(next(iter(_OPEN)))

@@ -143,3 +143,18 @@ def test_two_loader_workers_read_shards_as_one_process_reads_the_files(corpus, t
     assert len(files) == len(packed) >= 4
     for (ids_a, w_a), (ids_b, w_b) in zip(files, packed):
         assert ids_a == ids_b and torch.equal(w_a, w_b)
+
+
+def test_open_handles_are_bounded_and_each_shard_is_indexed_once(corpus, tmp_path, monkeypatch):
+    r = write_shards(corpus, tmp_path / "sh", shard_size_mb=0.02)
+    packed = read_manifest(r["manifest"])
+    scans = []
+    real_index = shards._index
+    monkeypatch.setattr(shards, "_index", lambda shard, size: scans.append(shard) or real_index(shard, size))
+    monkeypatch.setattr(shards, "MAX_OPEN_SHARDS", 2)
+    for _ in range(2):  # a second pass reopens evicted shards without rescanning them
+        for u in packed:
+            load_audio(u.audio_path, SR)
+    mine = [p for p in shards._OPEN if p.startswith(str(tmp_path))]
+    assert r["shards"] >= 3 and len(mine) <= 2
+    assert sorted(scans) == sorted(str(tmp_path / "sh" / f"shard-{i:06d}.tar") for i in range(r["shards"]))
