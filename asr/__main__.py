@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                             "out=<folder>"),
     "prepare-speechocean762": ("corpora", "prepare_speechocean762_main", "speechocean762, digit readers held out: "
                                "src=<dir> out=<folder>"),
+    "shard": ("shard", "shard_main", "WebDataset tar shards of a manifest: manifest=<jsonl> out=<dir>"),
     "serve": ("serve", "serve_main", "streaming server (WebSocket, uploads, health): model=<m.pt> port=8000"),
     "stream": ("serve", "stream_main", "a file to asr serve, partial results live: file=<audio> url=<ws url>"),
 }

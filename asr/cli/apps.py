@@ -22,6 +22,7 @@ from asr.cli.evaluate import evaluate_main
 from asr.cli.export import export_main
 from asr.cli.lm import build_lm_main
 from asr.cli.serve import serve_main, stream_main
+from asr.cli.shard import shard_main
 from asr.cli.train import stats_main, train_main
 from asr.cli.transcribe import transcribe_main
 from asr.cli.validate import validate_main
@@ -29,6 +30,7 @@ from asr.cli.validate import validate_main
 __all__ = ["average_main", "build_lm_main", "download_an4_main", "download_librispeech_main", "eval_table_main",
            "evaluate_main", "export_main", "import_kaldi_main", "prepare_commonvoice_main", "prepare_librispeech_main",
            "inspect_main", "plot_main", "prepare_an4_main", "prepare_speechocean762_main", "serve_main",
-           "split_speakers_main", "stats_main", "stream_main", "sweep_table_main", "synthesize_main", "train_main",
+           "shard_main", "split_speakers_main", "stats_main", "stream_main", "sweep_table_main", "synthesize_main",
+           "train_main",
            "transcribe_main", "validate_main",
            "_decoder"]

@@ -301,6 +301,21 @@ class SplitSpeakersConfig:
 
 
 @dataclass(frozen=True)
+class ShardConfig:
+    """``asr shard``: pack a manifest's audio into WebDataset tar shards plus a manifest that points into them."""
+
+    manifest: str  # input JSONL (or a glob / list of them)
+    out: str  # the shard folder: <out>/shard-000000.tar ... and <out>/manifest.jsonl
+    # audio bytes per shard: large enough that a networked filesystem serves few big files, small enough
+    # that ranks and workers spread over many (WebDataset's own examples use 100 MB - 1 GB)
+    shard_size_mb: float = 256.0
+    overwrite: bool = False  # replace an existing shard folder (only one that asr shard wrote)
+
+    def __post_init__(self):
+        _check(self.shard_size_mb > 0, f"shard_size_mb must be > 0, got {self.shard_size_mb}")
+
+
+@dataclass(frozen=True)
 class DownloadLibrispeechConfig:
     """``asr download-librispeech``: OpenSLR's LibriSpeech archives, checksum-verified, into <dir>/LibriSpeech."""
 
@@ -380,4 +395,5 @@ TOOL_CONFIGS: dict[str, type] = {
     "prepare-speechocean762": PrepareSpeechocean762Config,
     "download-librispeech": DownloadLibrispeechConfig, "prepare-librispeech": PrepareLibrispeechConfig,
     "prepare-commonvoice": PrepareCommonvoiceConfig, "serve": ServeConfig, "stream": StreamConfig,
+    "shard": ShardConfig,
 }

@@ -8,6 +8,7 @@ why, so batch jobs can report a bad file and go on.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from asr.data import shards
 
 
 class AudioError(Exception):
@@ -59,16 +62,16 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Read sample rate, length and channel count from the header.
 
     Falls back to decoding with librosa for formats libsndfile cannot read (e.g. mp3
-    with old libsndfile builds).
+    with old libsndfile builds). ``path`` may be a shard member reference (:mod:`asr.data.shards`).
     """
-    _check_file(path)
+    source = _source(path)
     try:
-        info = sf.info(str(path))
-        return AudioInfo(check_sample_rate(path, info.samplerate), int(info.frames), int(info.channels))
+        with sf.SoundFile(source) as f:  # the header only: frames are counted, not decoded
+            return AudioInfo(check_sample_rate(path, f.samplerate), int(f.frames), int(f.channels))
     except AudioError:
         raise
     except Exception:  # noqa: BLE001 - fall through to the slower decoder
-        samples, sr = _decode_librosa(path)
+        samples, sr = _decode_librosa(path, source=source)
         return AudioInfo(sr, samples.shape[-1], 1)
 
 
@@ -88,9 +91,9 @@ def load_audio(path: str | os.PathLike, sample_rate_hz: int, *, offset_s: float 
     Raises:
         AudioError: missing, empty, undecodable, zero-length or non-finite audio.
     """
-    _check_file(path)
+    source = _source(path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(source) as f:
             sr = check_sample_rate(path, f.samplerate)
             start = int(round(offset_s * sr))
             if start:
@@ -102,7 +105,7 @@ def load_audio(path: str | os.PathLike, sample_rate_hz: int, *, offset_s: float 
         raise
     except Exception as sf_err:  # noqa: BLE001 - try the general decoder before giving up
         try:
-            samples, sr = _decode_librosa(path, offset_s=offset_s, duration_s=duration_s)
+            samples, sr = _decode_librosa(path, offset_s=offset_s, duration_s=duration_s, source=source)
         except AudioError as err:
             raise AudioError(path, f"cannot decode audio ({_short(sf_err)}; {err.reason})") from None
     if samples.size == 0:
@@ -130,6 +133,28 @@ def resample(samples: np.ndarray, orig_hz: int, target_hz: int) -> np.ndarray:
     return np.asarray(out, dtype=samples.dtype)
 
 
+def _source(path: str | os.PathLike) -> str | io.BytesIO:
+    """What the decoders open: the file's path, or a shard member's bytes (its shard named in every error)."""
+    member = shards.split_member(path)
+    if member is None:
+        _check_file(path)
+        return str(path)
+    try:
+        return io.BytesIO(shards.read_member(*member))
+    except shards.ShardError as err:
+        raise AudioError(path, str(err).removeprefix(f"{os.fspath(path)}: ")) from None
+
+
+def check_exists(path: str | os.PathLike) -> None:
+    """:class:`AudioError` ("file does not exist", ...) unless ``path`` is a readable file or an intact shard member."""
+    member = shards.split_member(path)
+    if member is None:
+        _check_file(path)
+    elif not shards.member_exists(*member):
+        raise AudioError(path, "file does not exist" if not os.path.isfile(member[0]) else
+                         "no such member in the shard (or the shard is truncated)")
+
+
 def _check_file(path: str | os.PathLike) -> None:
     p = Path(path)
     if not p.exists():
@@ -142,13 +167,15 @@ def _check_file(path: str | os.PathLike) -> None:
         raise AudioError(path, "empty file (0 bytes)")
 
 
-def _decode_librosa(path, offset_s: float = 0.0, duration_s: float | None = None):
+def _decode_librosa(path, offset_s: float = 0.0, duration_s: float | None = None, source=None):
     import librosa
 
+    if isinstance(source, io.BytesIO):
+        source.seek(0)  # a first decoder may have read part of it
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            samples, sr = librosa.load(str(path), sr=None, mono=True, offset=offset_s,
+            samples, sr = librosa.load(str(path) if source is None else source, sr=None, mono=True, offset=offset_s,
                                        duration=duration_s, dtype=np.float32)
     except Exception as err:  # noqa: BLE001 - any decoder failure becomes our error
         raise AudioError(path, _short(err)) from None

@@ -40,7 +40,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from asr.data.audio import AudioError, audio_info, load_audio
+from asr.data.audio import AudioError, audio_info, check_exists, load_audio
 from asr.data.dataset import ctc_min_frames
 from asr.data.manifest import ManifestError, PathEscapeError, Utterance, parse_line
 from asr.data.text import normalize_text
@@ -152,9 +152,7 @@ def _check_audio(u, level: str, cache: dict, tolerance_s: float) -> list[tuple[s
     if got is None:
         try:
             if level == "exists":
-                p = Path(u.audio_path)
-                if not p.is_file():
-                    raise AudioError(p, "file does not exist" if not p.exists() else "not a regular file")
+                check_exists(u.audio_path)  # a file, or a member of a shard (asr.data.shards)
                 got = -1.0
             elif level == "header":
                 got = audio_info(u.audio_path).duration_s

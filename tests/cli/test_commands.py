@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 ALL = {"train", "evaluate", "stats", "transcribe", "validate", "inspect", "plot", "sweep-table", "eval-table",
        "average", "export", "build-lm", "download-an4", "prepare-an4", "synthesize", "import-kaldi", "split-speakers",
        "download-librispeech", "prepare-librispeech", "prepare-commonvoice", "prepare-speechocean762", "serve",
-       "stream"}
+       "stream", "shard"}
 
 
 def asr(*args: str, cwd: Path, exe: str = "asr") -> subprocess.CompletedProcess:

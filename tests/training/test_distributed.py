@@ -29,7 +29,9 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 def torchrun(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     # faulthandler: should a rank still abort, its Python stacks are in the failure message
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+    # the ranks import asr from this checkout (a worktree's), not from wherever the package is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)]), "OMP_NUM_THREADS": "1",
+           "PYTHONFAULTHANDLER": "1"}
     done = subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
@@ -173,6 +175,19 @@ def test_two_rank_resume_continues_exactly(tone_corpus, tmp_path):
     one = dataclasses.replace(one, model=dataclasses.replace(one.model, dropout=0.2))  # the run's own settings
     with pytest.raises(ConfigError, match="run of 2 process"):  # one process cannot continue it exactly
         train(one, tmp_path / "cut")
+
+
+def test_two_ranks_streaming_from_tar_shards_train_as_they_do_from_the_files(tone_corpus, tmp_path):
+    from asr.data.shards import write_shards
+
+    sharded = write_shards(tone_corpus, tmp_path / "sh", shard_size_mb=0.02)["manifest"]
+    common = ["trainer.max_epochs=2", "data.max_batch_duration_s=1.3", "data.preload=false"]
+    files = probe(tmp_path / "files", tone_corpus, *common)
+    packed = probe(tmp_path / "shards", sharded, f"data.dev_manifest={sharded}", *common)
+    assert [r["seen"] for r in files] == [r["seen"] for r in packed]  # the same utterances on the same rank
+    assert not {u for b in packed[0]["seen"] for u in b} & {u for b in packed[1]["seen"] for u in b}
+    a, b = weights(tmp_path / "files/weights-0.pt"), weights(tmp_path / "shards/weights-0.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
