@@ -29,12 +29,13 @@ parse_args() {
   done
 }
 
-# feature_overrides: the overrides that change the front end (features=..., features.x=..., +features.x=...),
-# which the statistics stage must see too, or training refuses its stats.pt
+# feature_overrides: the overrides that change the front end (features=..., features.x=..., +features.x=...) or
+# the units (data.tokenizer, data.vocab_size), which the statistics stage must see too, or training refuses its
+# stats.pt or vocab.json
 feature_overrides() {
   local o
   for o in "${overrides[@]}"; do
-    case "$o" in features=*|features.*|+features.*|++features.*) printf '%s\n' "$o" ;; esac
+    case "$o" in features=*|features.*|+features.*|++features.*|data.tokenizer=*|data.vocab_size=*) printf '%s\n' "$o" ;; esac
   done
 }
 

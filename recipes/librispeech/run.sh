@@ -37,15 +37,6 @@ mapfile -t eval_subsets < <(unique "${dev_subsets[@]}" "${test_subsets[@]}")
 hydra_list() { local IFS=,; echo "[$*]"; }  # hydra_list a b c -> [a,b,c]
 manifests() { local s out=(); for s in "$@"; do out+=("$data/$s.jsonl"); done; hydra_list "${out[@]}"; }
 
-# data.tokenizer / data.vocab_size given on the command line reach the tokenizer stage too, or training would
-# refuse its vocab.json
-tokenizer_overrides() {
-  local o
-  for o in "${overrides[@]}"; do
-    case "$o" in data.tokenizer=*|data.vocab_size=*) printf '%s\n' "$o" ;; esac
-  done
-}
-
 defaults=(data=librispeech "data.train_manifest=$(manifests "${train_subsets[@]}")"
           "data.dev_manifest=$(manifests "${dev_subsets[@]}")" "data.vocab=$lang/vocab.json" "data.stats=$lang/stats.pt"
           "${ls_tokenizer[@]}" "${ls_model[@]}" "${ls_training[@]}")
@@ -67,10 +58,9 @@ if run_stage 1 prepare; then
 fi
 
 if run_stage 2 tokenizer_stats; then  # overwrite=true: a rerun redoes this stage's own files
-  mapfile -t feats < <(feature_overrides)
-  mapfile -t toks < <(tokenizer_overrides)
+  mapfile -t feats < <(feature_overrides)  # data.tokenizer / data.vocab_size too
   asr stats data=librispeech "data.train_manifest=$(manifests "${train_subsets[@]}")" "output_dir=$lang" \
-    overwrite=true "${ls_tokenizer[@]}" "${toks[@]}" "${feats[@]}"
+    overwrite=true "${ls_tokenizer[@]}" "${feats[@]}"
   mark_done 2 tokenizer_stats
 fi
 
