@@ -109,3 +109,21 @@ def watch_commands(request, monkeypatch, record_property):
     yield
     for name, value in seen.items():
         record_property(name, value)
+
+
+def train_killed_mid_epoch(settings, run_dir, monkeypatch, *, epoch: int = 1, batches: int = 2) -> None:
+    """Train until the checkpoint ``batches`` into ``epoch`` is saved, then die as a kill would (KeyboardInterrupt)."""
+    from asr.training import checkpoints
+    from asr.training.train import train
+
+    real_save = checkpoints.save_checkpoint
+
+    def save_then_die(ckpt_dir, model, optimizer, scheduler, sampler, state, keep):
+        real_save(ckpt_dir, model, optimizer, scheduler, sampler, state, keep)
+        if state.epoch == epoch and state.batches_done == batches:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(settings, run_dir)
+    monkeypatch.undo()

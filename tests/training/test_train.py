@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_settings
+from conftest import tiny_settings, train_killed_mid_epoch
 
 from asr.data.manifest import read_manifest
 from asr.inference.evaluate import evaluate
@@ -49,21 +49,10 @@ def test_resume_continues_exactly(tone_corpus, tmp_path):
 
 
 def test_resume_mid_epoch_continues_exactly(tone_corpus, tmp_path, monkeypatch):
-    from asr.training import checkpoints
 
     s = tiny_settings(tone_corpus, max_epochs=2, checkpoint_every_steps=1)
     train(s, tmp_path / "straight")
-    real_save = checkpoints.save_checkpoint
-
-    def save_then_die(ckpt_dir, model, optimizer, scheduler, sampler, state, keep):
-        real_save(ckpt_dir, model, optimizer, scheduler, sampler, state, keep)
-        if state.epoch == 1 and state.batches_done == 2:  # two batches into the second epoch
-            raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(s, tmp_path / "cut")
-    monkeypatch.undo()
+    train_killed_mid_epoch(s, tmp_path / "cut", monkeypatch)  # two batches into the second epoch
     ckpt = safe_load(tmp_path / "cut" / "checkpoints" / "last.pt")
     assert (ckpt["state"]["epoch"], ckpt["state"]["batches_done"]) == (1, 2)
     train(dataclasses.replace(s, trainer=dataclasses.replace(s.trainer, resume=True)), tmp_path / "cut")

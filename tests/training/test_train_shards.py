@@ -3,9 +3,8 @@
 import dataclasses
 import json
 
-import pytest
 import torch
-from conftest import tiny_settings
+from conftest import tiny_settings, train_killed_mid_epoch
 
 from asr.data.shards import write_shards
 from asr.models.checkpoint import safe_load
@@ -36,23 +35,12 @@ def test_training_from_shards_streamed_by_two_workers_equals_training_from_the_f
 
 
 def test_resume_mid_epoch_from_shards_continues_exactly(tone_corpus, tmp_path, monkeypatch):
-    from asr.training import checkpoints
 
     sharded = write_shards(tone_corpus, tmp_path / "sh", shard_size_mb=0.02)["manifest"]
     s = _on(tiny_settings(tone_corpus, max_epochs=2, checkpoint_every_steps=1), sharded, preload=False,
             num_workers=2)
     train(s, tmp_path / "straight")
-    real_save = checkpoints.save_checkpoint
-
-    def save_then_die(ckpt_dir, model, optimizer, scheduler, sampler, state, keep):
-        real_save(ckpt_dir, model, optimizer, scheduler, sampler, state, keep)
-        if state.epoch == 1 and state.batches_done == 2:  # two batches into the second epoch
-            raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(s, tmp_path / "cut")
-    monkeypatch.undo()
+    train_killed_mid_epoch(s, tmp_path / "cut", monkeypatch)  # two batches into the second epoch
     assert safe_load(tmp_path / "cut" / "checkpoints" / "last.pt")["state"]["batches_done"] == 2
     train(dataclasses.replace(s, trainer=dataclasses.replace(s.trainer, resume=True)), tmp_path / "cut")
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "cut")
