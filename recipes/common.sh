@@ -39,6 +39,29 @@ feature_overrides() {
   done
 }
 
+# The lexicon + LM stages of a recipe with a dev set; they read $run/model.pt, $data/{dev,test}.jsonl, $lang, $exp.
+# tune_lm: decoder.lm_weight x decoder.word_score on dev.jsonl (the grid: LM_WEIGHTS, WORD_SCORES in the
+# environment), table + best.json in $exp/tune_lm. decode_test: test.jsonl with beam search, and with the
+# lexicon + LM at tune_lm's best weights.
+lm_opts=()
+_lm_opts() { lm_opts=(decoder=beam_lm "decoder.lexicon=$lang/lexicon.txt" "decoder.lm=$lang/lm_3gram.bin"); }
+tune_lm() {
+  _lm_opts
+  asr evaluate -m "model=$run/model.pt" "data.manifest=$data/dev.jsonl" "${lm_opts[@]}" \
+    "decoder.lm_weight=${LM_WEIGHTS:-0,0.25,0.5,1,1.5,2}" "decoder.word_score=${WORD_SCORES:--1,0,1,2}" \
+    "hydra.sweep.dir=$exp/tune_lm"
+  asr eval-table "dir=$exp/tune_lm"
+}
+decode_test() {
+  local best
+  _lm_opts
+  asr evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" decoder=beam "hydra.run.dir=$exp/eval_test_beam"
+  best=$(python -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["overrides"]))' "$exp/tune_lm/best.json")
+  # shellcheck disable=SC2086  # $best is a list of overrides
+  asr evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" "${lm_opts[@]}" $best \
+    "hydra.run.dir=$exp/eval_test_beam_lm"
+}
+
 # run_stage N NAME: true when stage N is selected and not already done; done-markers live in $exp/.done/
 run_stage() {
   local n="$1" name="$2"

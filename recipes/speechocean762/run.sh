@@ -79,26 +79,17 @@ if run_stage 5 evaluate; then
   mark_done 5 evaluate
 fi
 
-lm_opts=(decoder=beam_lm "decoder.lexicon=$lang/lexicon.txt" "decoder.lm=$lang/lm_3gram.bin")
-
 if run_stage 6 lm; then  # from speechocean762's own training text (test words it never read are out of the lexicon)
   asr build-lm "train=$data/train.jsonl" "vocab=$lang/vocab.json" "out=$lang" order=3
   mark_done 6 lm
 fi
 
 if run_stage 7 tune_lm; then
-  asr evaluate -m "model=$run/model.pt" "data.manifest=$data/dev.jsonl" "${lm_opts[@]}" \
-    "decoder.lm_weight=${LM_WEIGHTS:-0,0.25,0.5,1,1.5,2}" "decoder.word_score=${WORD_SCORES:--1,0,1,2}" \
-    "hydra.sweep.dir=$exp/tune_lm"
-  asr eval-table "dir=$exp/tune_lm"
+  tune_lm
   mark_done 7 tune_lm
 fi
 
 if run_stage 8 decode; then
-  asr evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" decoder=beam "hydra.run.dir=$exp/eval_test_beam"
-  best=$(python -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["overrides"]))' "$exp/tune_lm/best.json")
-  # shellcheck disable=SC2086  # $best is a list of overrides
-  asr evaluate "model=$run/model.pt" "data.manifest=$data/test.jsonl" "${lm_opts[@]}" $best \
-    "hydra.run.dir=$exp/eval_test_beam_lm"
+  decode_test
   mark_done 8 decode
 fi
