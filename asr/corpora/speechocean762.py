@@ -45,15 +45,15 @@ def prepare_speechocean762(src: str | os.PathLike, out_dir: str | os.PathLike, *
     readers = sorted({r["speaker"] for r in rows if set(r["text"].split()) <= DIGITS})
     if not readers:
         raise KaldiError(f"{src}: no speaker reads a digit string, so there is no held-out set to make")
-    split_by_speaker(out / "all.jsonl", out / "train.jsonl", out / "held_out.jsonl", hold_out=readers)
-    held = [json.loads(x) for x in (out / "held_out.jsonl").read_text().splitlines() if x.strip()]
-    _write(out / "digits.jsonl", [r for r in held if set(r["text"].split()) <= DIGITS])
-    report = {}
-    for name in ("all", "train", "held_out", "digits"):
-        got = [json.loads(x) for x in (out / f"{name}.jsonl").read_text().splitlines() if x.strip()]
-        report[name] = {"manifest": str(out / f"{name}.jsonl"), "utterances": len(got),
-                        "speakers": len({r["speaker"] for r in got})}
-    return report
+    split = split_by_speaker(out / "all.jsonl", out / "train.jsonl", out / "held_out.jsonl", hold_out=readers)
+    digits = [r for r in rows if r["speaker"] in split["dev_speakers"] and set(r["text"].split()) <= DIGITS]
+    _write(out / "digits.jsonl", digits)
+    counts = {"all": (len(rows), len({r["speaker"] for r in rows})),
+              "train": (split["train_utterances"], split["train_speakers"]),
+              "held_out": (split["dev_utterances"], len(split["dev_speakers"])),
+              "digits": (len(digits), len({r["speaker"] for r in digits}))}
+    return {name: {"manifest": str(out / f"{name}.jsonl"), "utterances": n, "speakers": k}
+            for name, (n, k) in counts.items()}
 
 
 def _write(path: Path, rows: list[dict]) -> None:
