@@ -241,8 +241,8 @@ class WaveAugment:
         drawn = self.draw_speed(rng)  # always drawn first, so the later draws do not depend on ``speed``
         samples = speed_perturb(samples, drawn if speed is None else speed)
         later = epoch is not None and epoch < self.chain_from_epoch
-        chain = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]) if self.multi_condition else None
-        chain = None if later else chain
+        chain = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]) \
+            if self.multi_condition and not later else None
         if chain is not None:
             samples = self._silence(samples, chain)
         if self.reverb_prob > 0 and rng.random() < self.reverb_prob and not later:
