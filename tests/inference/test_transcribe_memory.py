@@ -21,10 +21,10 @@ from asr.data.audio import load_audio
 from asr.data.manifest import Utterance
 from asr.data.tokenizer import CharTokenizer
 from asr.frontend.features import FeatureConfig
-from asr.models.acoustic import build_recognizer
 from asr.inference import transcribe as transcribe_module
 from asr.inference.segment import WindowConfig
 from asr.inference.transcribe import transcribe_utterances
+from asr.models.acoustic import build_recognizer
 from asr.models.checkpoint import load_model, model_bundle, save_model
 
 CLI = "import sys; from asr.cli.apps import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
