@@ -26,23 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-
-def cpu_flags() -> list[str]:
-    """The host's AVX2 / AVX-512 flags, as the benchmark tables quote them."""
-    out = subprocess.run(["grep", "-o", "-w", "-E", "avx2|avx512f|avx512_vnni|avx512_bf16|amx_int8", "/proc/cpuinfo"],
-                         capture_output=True, text=True).stdout.split()
-    return sorted(set(out))
-
-
-def host() -> dict:
-    """What the figures depend on: cores this process may use, the load average, the commit of the asr timed."""
-    import asr  # the package the child processes import too (same interpreter and PYTHONPATH)
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(asr.__file__).resolve().parents[1],
-                            capture_output=True, text=True)
-    return {"cores_available": len(os.sched_getaffinity(0)), "cpus": os.cpu_count(),
-            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()], "cpu_flags": cpu_flags(),
-            "commit": commit.stdout.strip() or None, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+from hostinfo import host  # benchmarks/ is on sys.path when run as a script
 
 
 def pick_audio(manifest: str, duration_s: float) -> tuple[str, float]:

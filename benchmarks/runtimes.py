@@ -19,12 +19,12 @@ import argparse
 import io
 import json
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from hostinfo import cpu_flags  # benchmarks/ is on sys.path when run as a script
 
 from asr.data.dataset import SpeechDataset, collate, make_batches
 from asr.data.manifest import read_manifest
@@ -37,11 +37,6 @@ RUNTIMES = {"torch": ("torch", False), "torch-int8": ("torch-int8", False), "onn
             "onnx-int8": ("onnx", True)}  # name: (asr runtime, int8 export)
 
 
-def cpu_flags() -> list[str]:
-    """The host's AVX2 / AVX-512 flags, as the benchmark tables quote them."""
-    out = subprocess.run(["grep", "-o", "-w", "-E", "avx2|avx512f|avx512_vnni|avx512_bf16|amx_int8", "/proc/cpuinfo"],
-                         capture_output=True, text=True).stdout.split()
-    return sorted(set(out))
 
 
 def decoded_batches(utts, sample_rate_hz: int, max_batch_duration_s: float) -> list:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -27,7 +25,8 @@ import time
 from pathlib import Path
 
 import torch
-from training_step import real_training_step  # benchmarks/ is on sys.path when run as a script
+from hostinfo import host  # benchmarks/ is on sys.path when run as a script
+from training_step import real_training_step
 
 from asr.data import shards
 from asr.data.dataset import DurationBatchSampler, SpeechDataset, collate
@@ -121,10 +120,6 @@ def libraries(manifest: str, n_utts: int) -> dict:
     return out
 
 
-def host() -> dict:
-    flags = sorted(set(re.findall(r"\b(avx2|avx512f|avx512_vnni)\b", Path("/proc/cpuinfo").read_text())))
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    return {"cpu_flags": flags, "cores": os.cpu_count(), "uptime": uptime, "torch_threads": torch.get_num_threads()}
 
 
 def main() -> None:
@@ -140,7 +135,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    result = {"host_before": host()}
+    result = {"host_before": {**host(), "torch_threads": torch.get_num_threads()}}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         written = shards.write_shards(a.manifest, Path(tmp) / "sh", shard_size_mb=a.shard_size_mb)

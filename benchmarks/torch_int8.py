@@ -18,6 +18,7 @@ import time
 import warnings
 
 import torch
+from hostinfo import cpu_flags  # benchmarks/ is on sys.path when run as a script
 from torch.profiler import ProfilerActivity, profile
 
 from asr.frontend.features import FeatureConfig
@@ -73,7 +74,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*quantize.*deprecated")
     torch.set_num_threads(args.threads)
     engines = [e for e in torch.backends.quantized.supported_engines if e != "none"]
-    flags = sorted(set(open("/proc/cpuinfo").read().split()) & {"avx2", "avx512f", "avx512_vnni", "amx_int8"})
+    flags = cpu_flags()
     result = {"benchmark": "torch_int8", "torch": torch.__version__, "threads": args.threads, "cpu_flags": flags,
               "model": f"{args.layers}x{args.hidden} bidirectional, 40 MFCC x3", "utterance_s": args.seconds,
               "default_engine": torch.backends.quantized.engine, "cells": {}}

@@ -49,6 +49,7 @@ from asr.runtime import setup_threads
 GOAL_RTF = 0.01
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ceiling import reference_rnn  # noqa: E402
+from hostinfo import cpu_flags  # noqa: E402
 
 CLI = "import sys; from asr.cli.apps import transcribe_main; sys.argv[0] = 'asr-transcribe'; transcribe_main()"
 
@@ -128,13 +129,6 @@ def report(args, model, summary: dict, times: dict, scores: dict, configs: dict,
     return result
 
 
-def cpu_flags() -> list[str]:
-    """The host's AVX2 / AVX-512 / VNNI flags, which absolute speeds depend on."""
-    try:
-        words = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return []
-    return sorted(words & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8"})
 
 
 def time_configs(models: dict, tokenizer, input_path: str, tmp: Path, configs: dict, ceiling, repeats: int
