@@ -8,12 +8,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from asr.cli.common import Flags, conf_app, store_app, tool, validated
+from asr.cli.common import Flags, command_flags, conf_app, store_app, tool, validated
 from asr.config.commands import EvalTableConfig, InspectConfig, PlotConfig, SweepTableConfig
 from asr.config.schema import ConfigError
 from asr.fileio import refuse_to_replace
 
-TABLE_FLAGS = Flags(positional=("dir",), options={"--output": "output"})  # asr-sweep-table DIR [--output DIR]
+# asr-sweep-table DIR [--output DIR]
+TABLE_FLAGS = command_flags(Flags(positional=("dir",), options={"--output": "output"}), "sweep-table", "eval-table")
 
 
 @store_app("inspect", groups=())

@@ -213,6 +213,16 @@ class Flags:
         return out
 
 
+COMMAND_FLAGS: dict[str, Flags] = {}  # asr <command> -> its Flags (the docs' command checker reads them too)
+
+
+def command_flags(flags: Flags, *commands: str) -> Flags:
+    """Record ``flags`` as the older argparse form of ``commands``; returns ``flags``."""
+    for command in commands:
+        COMMAND_FLAGS[command] = flags
+    return flags
+
+
 def _quoted(value: str) -> str:
     if _PLAIN.fullmatch(value) and value:
         return value

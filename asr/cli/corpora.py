@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from asr.cli.common import Flags, tool
+from asr.cli.common import Flags, command_flags, tool
 from asr.config.commands import (
     DownloadAn4Config,
     DownloadLibrispeechConfig,
@@ -22,9 +22,12 @@ from asr.config.commands import (
 # the older argparse forms: python -m asr.corpora.an4 download --dir D / prepare --src S --out O
 AN4_FLAGS = {"download-an4": Flags(options={"--dir": "dir", "--url": "url"}),
              "prepare-an4": Flags(options={"--src": "src", "--out": "out"})}
-SYNTHESIZE_FLAGS = Flags(options={"--out": "out", "--num-train": "num_train", "--num-dev": "num_dev",
-                                  "--num-test": "num_test", "--seed": "seed", "--sample-rate": "sample_rate_hz",
-                                  "--workers": "workers"}, switches={"--overwrite": "overwrite"})
+SYNTHESIZE_FLAGS = command_flags(Flags(
+    options={"--out": "out", "--num-train": "num_train", "--num-dev": "num_dev", "--num-test": "num_test",
+             "--seed": "seed", "--sample-rate": "sample_rate_hz", "--workers": "workers"},
+    switches={"--overwrite": "overwrite"}), "synthesize")
+for _command, _flags in AN4_FLAGS.items():
+    command_flags(_flags, _command)
 
 
 def _download(c: DownloadAn4Config) -> int:

@@ -8,11 +8,14 @@ import signal
 import sys
 from pathlib import Path
 
-from asr.cli.common import Flags, tool
+from asr.cli.common import Flags, command_flags, tool
 from asr.config.commands import ServeConfig, StreamConfig
 
-SERVE_FLAGS = Flags(positional=("model",), options={"--host": "host", "--port": "port"})  # asr serve m.pt --port 9000
-STREAM_FLAGS = Flags(positional=("file",), options={"--url": "url", "--speed": "speed"})  # asr stream a.wav --speed 2
+SERVE_FLAGS = command_flags(Flags(positional=("model",), options={"--host": "host", "--port": "port"}),
+                            "serve")  # asr serve m.pt --port 9000
+STREAM_FLAGS = command_flags(Flags(positional=("file",), switches={"--mic": "mic"},
+                                   options={"--url": "url", "--speed": "speed", "--device": "mic_device"}),
+                             "stream")  # asr stream a.wav --speed 2; asr stream --mic
 
 
 def _serve(c: ServeConfig) -> int:
@@ -72,13 +75,18 @@ class LivePrinter:
 def _stream(c: StreamConfig) -> int:
     import aiohttp
 
-    from asr.data.audio import load_audio
     from asr.inference.stream_client import stream_audio
 
-    samples = load_audio(c.file, c.sample_rate_hz)
+    printer = LivePrinter(c.events)
     try:
-        result = asyncio.run(stream_audio(c.url, samples, c.sample_rate_hz, speed=c.speed, piece_s=c.piece_s,
-                                          timeout_s=c.timeout_s, on_event=LivePrinter(c.events)))
+        if c.mic:
+            result = asyncio.run(_stream_microphone(c, printer))
+        else:
+            from asr.data.audio import load_audio
+
+            samples = load_audio(c.file, c.sample_rate_hz)
+            result = asyncio.run(stream_audio(c.url, samples, c.sample_rate_hz, speed=c.speed, piece_s=c.piece_s,
+                                              timeout_s=c.timeout_s, on_event=printer))
     except aiohttp.ClientError as err:
         raise RuntimeError(f"cannot stream to {c.url}: {err} (is asr serve running there?)") from None
     except asyncio.TimeoutError:
@@ -89,11 +97,36 @@ def _stream(c: StreamConfig) -> int:
     return 0 if result.final is not None else 1
 
 
+async def _stream_microphone(c: StreamConfig, printer, sounddevice=None):
+    """The microphone to ``c.url`` until Ctrl-C (or ``c.max_duration_s``); then the stream ends and its final
+    result is waited for."""
+    from asr.inference.stream_client import Microphone, stream_pieces
+
+    mic = Microphone(c.sample_rate_hz, piece_s=c.piece_s, device=c.device, sounddevice=sounddevice)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    print(f"asr stream: recording from {mic.name} at {mic.rate} Hz; Ctrl-C ends the stream", file=sys.stderr,
+          flush=True)
+    interrupted = asyncio.ensure_future(asyncio.sleep(0))
+    try:
+        pieces = mic.pieces(max_duration_s=c.max_duration_s, stop=stop)
+        sending = asyncio.ensure_future(stream_pieces(c.url, pieces, c.sample_rate_hz, on_event=printer))
+        interrupted = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({sending, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+        # after Ctrl-C the recording stops, the stream ends, and the final result has timeout_s to come
+        return await asyncio.wait_for(sending, c.timeout_s if stop.is_set() else None)
+    finally:
+        interrupted.cancel()
+        loop.remove_signal_handler(signal.SIGINT)
+
+
 def serve_main(argv: list[str] | None = None) -> int:
     """``asr serve model=<model.pt> [port=8000] [limits.max_streams=16]``; returns the exit status."""
     return tool("serve", _serve, argv, SERVE_FLAGS)
 
 
 def stream_main(argv: list[str] | None = None) -> int:
-    """``asr stream file=<audio> [url=ws://127.0.0.1:8000/stream] [speed=1]``; returns the exit status."""
+    """``asr stream file=<audio> [url=ws://127.0.0.1:8000/stream] [speed=1]`` or ``asr stream --mic``; returns the
+    exit status."""
     return tool("stream", _stream, argv, STREAM_FLAGS)

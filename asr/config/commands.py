@@ -365,20 +365,33 @@ class ServeConfig:
 
 @dataclass(frozen=True)
 class StreamConfig:
-    """``asr stream``: send an audio file to asr serve at real speed and print partial results as they come."""
+    """``asr stream``: send an audio file (or the microphone) to asr serve at real speed and print partial results."""
 
-    file: str  # any audio file asr reads; resampled to sample_rate_hz
+    file: str | None = None  # any audio file asr reads; resampled to sample_rate_hz
+    mic: bool = False  # record from the microphone instead (needs pip install 'asr[mic]'); Ctrl-C ends the stream
+    mic_device: int | str | None = None  # a PortAudio input device index or name; None: the system's default input
+    max_duration_s: float = 600.0  # the microphone stream ends after this much audio
     url: str = "ws://127.0.0.1:8000/stream"
     sample_rate_hz: int = 16000  # the server's model rate (its /stream refuses others)
-    speed: float = 1.0  # 1: real time, 4: four times faster, 0: as fast as the server takes it
+    speed: float = 1.0  # 1: real time, 4: four times faster, 0: as fast as the server takes it (files only)
     piece_s: float = 0.1  # audio per message
     timeout_s: float = 30.0  # wait this long past the audio's end for the final result
     events: bool = False  # print every server message as a JSON line instead of text
 
     def __post_init__(self):
+        _check((self.file is not None) != self.mic, "give an audio file (asr stream a.wav, or file=a.wav) or "
+               "mic=true (--mic), not both" if self.mic else "give an audio file (asr stream a.wav, or file=a.wav) "
+               "or --mic to stream the microphone")
         _check(self.speed >= 0, f"speed must be >= 0 (0: no pacing), got {self.speed}")
         _check(0 < self.piece_s <= 1.0, f"piece_s must be in (0, 1] s, got {self.piece_s}")
         _check(self.timeout_s > 0 and self.sample_rate_hz > 0, "timeout_s and sample_rate_hz must be > 0")
+        _check(self.max_duration_s > 0, f"max_duration_s must be > 0, got {self.max_duration_s}")
+
+    @property
+    def device(self) -> int | str | None:
+        """``mic_device`` as PortAudio takes it: an index when it is a number (``2`` or ``"2"``), else a name."""
+        d = self.mic_device
+        return int(d) if isinstance(d, int) or (d is not None and d.isdigit()) else d
 
 
 # conf/<name>.yaml (hydra block and defaults list) composes on top of these
