@@ -3,7 +3,8 @@
 For each ``LABEL=model.pt``:
 
 * ``wer_greedy``: greedy WER over the manifest, the whole utterance at once (``asr evaluate``'s);
-* ``wer_lm``: lexicon + n-gram WER (with ``--lexicon`` and ``--lm``; weights as given);
+* ``wer_lm``: lexicon + n-gram WER (with ``--lexicon`` and ``--lm``; each model's own ``--lm-setting``
+  weights, else ``--lm-weight`` / ``--word-score``);
 * ``wer_streamed``: greedy WER of the same model run as a stream (:mod:`asr.inference.streaming`, 100 ms
   pieces); equal to ``wer_greedy`` by construction (tested), shown so the table proves it. Full-context
   models cannot stream and get None;
@@ -17,7 +18,7 @@ Prints JSON, then the same as a markdown table.
 
     python benchmarks/streaming_table.py --manifest recipes/an4/exp/data/test.jsonl \\
         --lexicon recipes/an4/exp/lang/lexicon.txt --lm recipes/an4/exp/lang/lm_3gram.bin \\
-        blstm=exp/blstm/model.pt lc_0.4_0.2=exp/lc/model.pt ulstm=exp/ulstm/model.pt
+        --lm-setting lc_0.4_0.2=0.5,2 blstm=exp/blstm/model.pt lc_0.4_0.2=exp/lc/model.pt ulstm=exp/ulstm/model.pt
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import time
 
 import numpy as np
 import torch
+from robustness import labelled  # benchmarks/ is on sys.path when run as a script
 
 from asr.data.audio import load_audio
 from asr.data.manifest import read_manifest
@@ -54,7 +56,7 @@ def streamed(model, tokenizer, utts, piece_s: float = 0.1) -> tuple[list[Hypothe
     return hyps, chunk_s, rec.algorithmic_latency_s
 
 
-def row(label: str, path: str, utts, args) -> dict:
+def row(label: str, path: str, utts, args, lm_setting: tuple[float, float]) -> dict:
     model, tokenizer, bundle = load_model(path)
     m = bundle["model"]
     out = {"model": label, "file": path, "rnn_type": m["rnn_type"], "bidirectional": m["bidirectional"],
@@ -62,8 +64,9 @@ def row(label: str, path: str, utts, args) -> dict:
            "right_context_s": m.get("right_context_s", 0.0)}
     out["wer_greedy"] = round(score(utts, recognize(model, tokenizer, utts))[0]["wer"], 4)
     if args.lexicon and args.lm:
-        lm = build_decoder("beam_lm", tokenizer.vocab, lexicon=args.lexicon, lm=args.lm, lm_weight=args.lm_weight,
-                           word_score=args.word_score, beam_size=args.beam_size)
+        lm = build_decoder("beam_lm", tokenizer.vocab, lexicon=args.lexicon, lm=args.lm, lm_weight=lm_setting[0],
+                           word_score=lm_setting[1], beam_size=args.beam_size)
+        out["lm_setting"] = list(lm_setting)
         out["wer_lm"] = round(score(utts, recognize(model, tokenizer, utts, decoder=lm))[0]["wer"], 4)
     try:
         hyps, chunks, algorithmic = streamed(model, tokenizer, utts)
@@ -103,15 +106,20 @@ def main() -> None:
     p.add_argument("--lm")
     p.add_argument("--lm-weight", type=float, default=0.0)
     p.add_argument("--word-score", type=float, default=0.0)
+    p.add_argument("--lm-setting", action="append", default=[], metavar="LABEL=LM_WEIGHT,WORD_SCORE",
+                   help="a model's own tuned weights (default: --lm-weight, --word-score)")
     p.add_argument("--beam-size", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    pairs = [m.split("=", 1) for m in args.models]
-    if any(len(pair) != 2 for pair in pairs):
-        p.error("each model is LABEL=path/to/model.pt")
+    models = labelled(args.models, "model")
+    settings = {k: tuple(float(v) for v in s.split(",")) for k, s in labelled(args.lm_setting, "--lm-setting").items()}
+    for label, s in settings.items():
+        if label not in models or len(s) != 2:
+            p.error(f"--lm-setting {label}={s}: needs a model label and two numbers")
     utts = read_manifest(args.manifest)
-    rows = [row(label, path, utts, args) for label, path in pairs]
+    rows = [row(label, path, utts, args, settings.get(label, (args.lm_weight, args.word_score)))
+            for label, path in models.items()]
     print(json.dumps({"manifest": args.manifest, "utterances": len(utts), "threads": args.threads, "rows": rows},
                      indent=2))
     print(markdown(rows))
