@@ -40,7 +40,7 @@ train_list="[$(IFS=,; echo "${train[*]}")]"
 defaults=(data=speechocean762 "data.train_manifest=$train_list" "data.train_weights=[$(IFS=,; echo "${weights[*]}")]"
           "data.dev_manifest=$data/dev.jsonl" "data.vocab=$lang/vocab.json" "data.stats=$lang/stats.pt"
           # 2.3 h of training audio: the AN4 recipe's 3 x 256 BiGRU and augmentation; 20 epochs hear 46 h of audio, as
-          # AN4's 70 epochs do
+          # 70 epochs of AN4 did
           model.rnn_type=gru model.hidden_size=256 model.num_layers=3 model.dropout=0.2 model.edge_pad_s=0.3
           augment=full trainer.max_epochs=20 data.max_batch_duration_s=60)
 
