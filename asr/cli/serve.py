@@ -108,11 +108,10 @@ async def _stream_microphone(c: StreamConfig, printer, sounddevice=None):
     loop.add_signal_handler(signal.SIGINT, stop.set)
     print(f"asr stream: recording from {mic.name} at {mic.rate} Hz; Ctrl-C ends the stream", file=sys.stderr,
           flush=True)
-    interrupted = asyncio.ensure_future(asyncio.sleep(0))
+    interrupted = asyncio.ensure_future(stop.wait())
     try:
         pieces = mic.pieces(max_duration_s=c.max_duration_s, stop=stop)
         sending = asyncio.ensure_future(stream_pieces(c.url, pieces, c.sample_rate_hz, on_event=printer))
-        interrupted = asyncio.ensure_future(stop.wait())
         await asyncio.wait({sending, interrupted}, return_when=asyncio.FIRST_COMPLETED)
         # after Ctrl-C the recording stops, the stream ends, and the final result has timeout_s to come
         return await asyncio.wait_for(sending, c.timeout_s if stop.is_set() else None)
