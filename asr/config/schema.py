@@ -81,6 +81,9 @@ class ModelConfig:
     # (docs/streaming.md). 0: full context, each frame sees the whole utterance
     chunk_s: float = 0.0
     right_context_s: float = 0.0  # look-ahead of each chunk's backward direction (needs chunk_s > 0)
+    # LSTM only: every forget gate's initial bias (1.0 keeps ~73 % of the cell state per frame at the start, where
+    # PyTorch's init, centred on 0, keeps half); null: PyTorch's init
+    forget_bias: float | None = None
 
 
 @dataclass(frozen=True)
@@ -526,6 +529,11 @@ class Settings:
             check_projection(s.model.rnn_type, s.model.hidden_size, s.model.proj_size)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        if s.model.forget_bias is not None:
+            check_interval(s.model.forget_bias, "model.forget_bias", -10, 10, high_open=False)
+            if s.model.rnn_type != "lstm":
+                raise ConfigError(f"model.forget_bias={s.model.forget_bias} is an LSTM setting; "
+                                  f"model.rnn_type={s.model.rnn_type} has no forget gate (set model.forget_bias=null)")
         check_augment(s.augment, s.features.sample_rate_hz)
         if s.trainer.average_last < 0 or s.trainer.average_last > max(1, s.trainer.keep_checkpoints):
             raise ConfigError(f"trainer.average_last ({s.trainer.average_last}) must be in 0..trainer.keep_checkpoints "

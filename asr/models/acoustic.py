@@ -50,6 +50,24 @@ def check_projection(rnn_type: str, hidden_size: int, proj_size: int) -> None:
         raise ValueError(f"model.proj_size ({proj_size}) must be smaller than model.hidden_size ({hidden_size})")
 
 
+def init_forget_bias(lstm: nn.LSTM, value: float) -> None:
+    """Start an LSTM's forget gates at ``sigmoid(value)``: ``b_if = value``, ``b_hf = 0`` (gate order i, f, g, o).
+
+    PyTorch draws every bias from U(-1/sqrt(H), 1/sqrt(H)), so a forget gate starts near 0.5 and the cell state
+    halves every frame; a bias of 1 (Gers et al. 2000; Jozefowicz et al. 2015) keeps about 73 % of it, which lets
+    gradients reach further back at the start of training.
+    """
+    if not isinstance(lstm, nn.LSTM):
+        raise ValueError(f"forget_bias is an LSTM setting; a {type(lstm).__name__} has no forget gate")
+    h = lstm.hidden_size
+    with torch.no_grad():
+        for name, param in lstm.named_parameters():
+            if name.startswith("bias_ih"):
+                param[h:2 * h] = value
+            elif name.startswith("bias_hh"):
+                param[h:2 * h] = 0.0
+
+
 class RecurrentLayer(nn.Module):
     """One (bi)directional recurrent layer over padded batches, exact for every utterance.
 
@@ -60,12 +78,16 @@ class RecurrentLayer(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, bidirectional: bool = True, rnn_type: str = "lstm",
-                 proj_size: int = 0):
+                 proj_size: int = 0, forget_bias: float | None = None):
         super().__init__()
         rnn = RNN_TYPES[rnn_type]
         kwargs = {"proj_size": proj_size} if proj_size else {}
         self.forward_rnn = rnn(input_size, hidden_size, batch_first=True, **kwargs)
         self.backward_rnn = rnn(input_size, hidden_size, batch_first=True, **kwargs) if bidirectional else None
+        if forget_bias is not None:
+            for r in (self.forward_rnn, self.backward_rnn):
+                if r is not None:
+                    init_forget_bias(r, forget_bias)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``x: (B, T, input_size)``, ``lengths: (B,)`` → ``(B, T, out_size * num_directions)``."""
@@ -99,7 +121,7 @@ class AcousticModel(nn.Module):
 
     def __init__(self, input_dim: int, vocab_size: int, *, hidden_size: int = 320, num_layers: int = 4,
                  bidirectional: bool = True, rnn_type: str = "lstm", dropout: float = 0.2, proj_size: int = 0,
-                 chunk_frames: int = 0, right_context_frames: int = 0):
+                 chunk_frames: int = 0, right_context_frames: int = 0, forget_bias: float | None = None):
         super().__init__()
         if chunk_frames < 0 or right_context_frames < 0 or (right_context_frames and not chunk_frames) or \
                 (chunk_frames and not bidirectional):
@@ -109,13 +131,16 @@ class AcousticModel(nn.Module):
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"model.rnn_type must be one of {sorted(RNN_TYPES)}, got {rnn_type!r}")
         check_projection(rnn_type, hidden_size, proj_size)
+        if forget_bias is not None and rnn_type != "lstm":
+            raise ValueError(f"model.forget_bias={forget_bias} is an LSTM setting; model.rnn_type={rnn_type} has no "
+                             "forget gate (set model.forget_bias=null)")
         if hidden_size < 1 or num_layers < 1 or vocab_size < 2 or not 0 <= dropout < 1:
             raise ValueError(f"invalid model size: hidden_size={hidden_size}, num_layers={num_layers}, "
                              f"vocab_size={vocab_size}, dropout={dropout} (need ≥1, ≥1, ≥2, 0 ≤ dropout < 1)")
         out_size = (proj_size or hidden_size) * (2 if bidirectional else 1)  # each layer's output features
         self.layers = nn.ModuleList(
             RecurrentLayer(input_dim if i == 0 else out_size, hidden_size, bidirectional=bidirectional,
-                           rnn_type=rnn_type, proj_size=proj_size)
+                           rnn_type=rnn_type, proj_size=proj_size, forget_bias=forget_bias)
             for i in range(num_layers))
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(out_size, vocab_size)
