@@ -76,6 +76,8 @@ def test_augment_and_decoder_groups_set_what_they_say():
     (["decoder=beam", "decoder.lm=x.bin"], "decoder.lm"),
     (["decoder=beam", "decoder.beam_size=0"], "decoder.beam_size"),
     (["model=bgru", "model.proj_size=64"], "model.proj_size"),
+    (["model=bgru", "model.forget_bias=1"], "model.forget_bias"),
+    (["model.forget_bias=20"], "model.forget_bias"),
     (["trainer.average_last=5", "trainer.keep_checkpoints=3"], "trainer.average_last"),
     (["trainer.average_last=5", "trainer.keep_checkpoints=5", "trainer.max_epochs=2"], "trainer.average_last"),
     (["augment.volume_gain_db=[6,-6]"], "volume_gain_db"),

@@ -165,3 +165,26 @@ def test_edge_pad_is_kept_in_the_model_file_and_old_files_load_without_it(tmp_pa
     assert load_model(tmp_path / "old.pt")[0].edge_pad_frames == 0
     with pytest.raises(ConfigError, match="model.edge_pad_s"):
         Settings.from_dict({"model": {"edge_pad_s": 9}})
+
+
+def test_forget_bias_sets_every_forget_gate_and_only_it(tmp_path):
+    from asr.config.schema import ModelConfig
+    from asr.models.checkpoint import load_model, model_bundle, save_model
+
+    torch.manual_seed(0)
+    default = AcousticModel(10, 5, hidden_size=6, num_layers=2, bidirectional=True)
+    torch.manual_seed(0)
+    model = AcousticModel(10, 5, hidden_size=6, num_layers=2, bidirectional=True, forget_bias=1.0)
+    for layer, base in zip(model.layers, default.layers):
+        for rnn, ref in ((layer.forward_rnn, base.forward_rnn), (layer.backward_rnn, base.backward_rnn)):
+            assert rnn.bias_ih_l0[6:12].tolist() == [1.0] * 6 and rnn.bias_hh_l0[6:12].tolist() == [0.0] * 6
+            for name in ("bias_ih_l0", "bias_hh_l0"):  # input, cell and output gates keep PyTorch's init
+                keep = torch.cat([getattr(ref, name)[:6], getattr(ref, name)[12:]])
+                assert torch.equal(torch.cat([getattr(rnn, name)[:6], getattr(rnn, name)[12:]]), keep)
+            assert torch.equal(rnn.weight_ih_l0, ref.weight_ih_l0)
+    with pytest.raises(ValueError, match="forget_bias"):
+        AcousticModel(10, 5, hidden_size=6, rnn_type="gru", forget_bias=1.0)
+    cfg = ModelConfig(hidden_size=8, num_layers=1, bidirectional=False, forget_bias=1.0)  # a model file keeps it
+    save_model(tmp_path / "m.pt", model_bundle(build_recognizer(FeatureConfig(), 4, **vars(cfg)),
+                                               ["<blank>", "a", "b", " "], cfg))
+    assert load_model(tmp_path / "m.pt")[2]["model"]["forget_bias"] == 1.0
