@@ -38,10 +38,14 @@ def real_batches(manifest: str, max_batch_duration_s: float, num_batches: int, *
 
 
 def real_training_step(vocab_size: int, hidden_size: int = 320, num_layers: int = 4, lr: float = 1e-4,
-                       rnn_type: str = "lstm") -> tuple[Recognizer, Callable[[Batch], float]]:
-    """The reference recognizer in training mode and one ``step(batch) -> loss`` as ``asr-train`` runs it."""
+                       rnn_type: str = "lstm", **model_kwargs) -> tuple[Recognizer, Callable[[Batch], float]]:
+    """The reference recognizer in training mode and one ``step(batch) -> loss`` as ``asr-train`` runs it.
+
+    ``model_kwargs``: further :func:`asr.models.acoustic.build_recognizer` settings (``bidirectional``,
+    ``chunk_s``, ``right_context_s``, ...).
+    """
     model = build_recognizer(FeatureConfig(), vocab_size, spec_augment=SpecAugment(), hidden_size=hidden_size,
-                             num_layers=num_layers, rnn_type=rnn_type)
+                             num_layers=num_layers, rnn_type=rnn_type, **model_kwargs)
     ctc = torch.nn.CTCLoss(reduction="sum")
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
