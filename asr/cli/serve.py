@@ -19,14 +19,22 @@ STREAM_FLAGS = command_flags(Flags(positional=("file",), switches={"--mic": "mic
 
 
 def _serve(c: ServeConfig) -> int:
-    from asr.inference.serve import Server
+    from asr.inference.serve import OfflineRecognizer, Server
     from asr.inference.streaming import StreamingRecognizer
     from asr.models.checkpoint import load_model
     from asr.runtime import setup_threads
 
     threads = setup_threads(c.threads)
     model, tokenizer, _ = load_model(c.model)
-    recognizer = StreamingRecognizer(model, tokenizer, step_s=c.step_s, endpoint_blank_s=c.endpoint_blank_s)
+    if getattr(model.acoustic, "streamable", False):
+        recognizer = StreamingRecognizer(model, tokenizer, step_s=c.step_s, endpoint_blank_s=c.endpoint_blank_s)
+    else:  # full context: uploads as usual, and streams get one final result after their audio ends
+        if c.endpoint_blank_s:
+            raise ValueError(f"endpoint_blank_s={c.endpoint_blank_s:g}: {c.model} is a full-context bidirectional "
+                             "model, which recognises a stream only after its end, so it has no endpoints; drop "
+                             "endpoint_blank_s, or serve a streaming model (model.bidirectional=false or "
+                             "model.chunk_s > 0)")
+        recognizer = OfflineRecognizer(model, tokenizer)
     server = Server(recognizer, c.limits, name=Path(c.model).name)
     asyncio.run(_run(server, c, threads))
     return 0
@@ -42,9 +50,14 @@ async def _run(server, c: ServeConfig, threads: int) -> None:
 
     def ready(port: int) -> None:
         info = server.model_info
+        if info["streaming"]:
+            model = (f"chunk {info['chunk_s']:g} s + look-ahead {info['right_context_s']:g} s, algorithmic latency "
+                     f"{info['algorithmic_latency_s']:g} s")
+        else:
+            model = ("full-context bidirectional: a stream gets no partial results, one final result after its "
+                     "audio ends")
         print(f"asr serve: listening on http://{c.host}:{port} (WebSocket /stream, POST /transcribe, GET /health); "
-              f"{c.model}: chunk {info['chunk_s']:g} s + look-ahead {info['right_context_s']:g} s, algorithmic "
-              f"latency {info['algorithmic_latency_s']:g} s; {threads} thread(s)", flush=True)
+              f"{c.model}: {model}; {threads} thread(s)", flush=True)
 
     await serve(server, c.host, c.port, stop=stop, on_ready=ready)
     print("asr serve: stopped", flush=True)

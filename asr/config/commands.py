@@ -348,7 +348,7 @@ class PrepareCommonvoiceConfig:
 class ServeConfig:
     """``asr serve``: live recognition over WebSocket (/stream), file uploads (POST /transcribe), GET /health."""
 
-    model: str  # a streaming model file: trained with model.bidirectional=false or model.chunk_s > 0
+    model: str  # a model file; streaming (model.bidirectional=false or model.chunk_s > 0) gives partial results
     host: str = "127.0.0.1"  # 0.0.0.0: every interface (in a container)
     port: int = 8000  # 0: any free port (printed)
     threads: int = 0  # torch CPU threads; 0: the cores that are free right now

@@ -19,6 +19,9 @@ Endpoints (one port):
 * ``GET /health``: 200 ``{"status": "ready", ...}`` while accepting work; 503 once shutting down (a
   readiness probe takes the replica out of a load balancer).
 
+A full-context model (:class:`OfflineRecognizer`) speaks the same protocol without partial results: its
+stream's audio is kept, and recognised whole when the stream ends.
+
 Every limit (:class:`Limits`) is answered with ``{"type": "error", "code", "message"}`` and a clean close
 (WebSocket close codes 1003 bad data, 1008 policy, 1009 too big, 1013 busy, 1001 shutting down) or an HTTP
 status with a JSON body. The model runs in one worker thread (:class:`Engine`), never on the event loop; it
@@ -173,6 +176,92 @@ def parse_start(text: str, sample_rate_hz: int) -> int:
     return rate
 
 
+class OfflineRecognizer:
+    """A full-context model behind ``/stream``: the audio is kept until the stream ends, then recognised whole.
+
+    Every output frame of a full bidirectional model depends on the whole utterance, so it cannot give results
+    while the audio comes in. Served this way, a client speaks the same protocol and gets no partials, one final
+    result after its ``{"type": "end"}`` (or at ``limits.max_stream_s``), the same record ``asr transcribe`` and
+    ``POST /transcribe`` give for the same audio. The audio kept per stream is bounded by ``limits.max_stream_s``.
+    """
+
+    streaming = False
+    chunk_frames = right_frames = 0
+    algorithmic_latency_s = None  # the whole utterance
+
+    def __init__(self, model, tokenizer):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.config = model.features.config
+        self.frame_shift_s = self.config.output_frame_shift_s
+
+    @property
+    def sample_rate_hz(self) -> int:
+        return self.config.sample_rate_hz
+
+    def open(self) -> OfflineStream:
+        return OfflineStream(self)
+
+
+class OfflineStream:
+    """One stream of an :class:`OfflineRecognizer`: the engine's stream interface, with no blocks to run."""
+
+    def __init__(self, recognizer: OfflineRecognizer):
+        self.rec = recognizer
+        self.pieces: list[np.ndarray] = []
+        self.audio_samples = 0
+        self.finished = False
+        self._done = False
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio_samples / self.rec.sample_rate_hz
+
+    def feed(self, samples: torch.Tensor) -> None:
+        if self.finished:
+            raise ClientError("bad_message", "the stream has ended; open a new one", 1008)
+        piece = torch.as_tensor(samples, dtype=torch.float32).flatten().numpy()
+        self.pieces.append(piece)
+        self.audio_samples += len(piece)
+
+    def feed_end(self) -> None:
+        self.finished = True
+
+    def blocks(self) -> list:
+        return []
+
+    def take_events(self) -> list[dict]:
+        """Nothing until the end; then the one final result (recognised here, in the model thread)."""
+        if not self.finished or self._done:
+            return []
+        self._done = True
+        samples = np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=np.float32)
+        self.pieces = []
+        words = recognize_samples(self.rec, samples) if self.duration_s >= MIN_OFFLINE_S else []
+        return [{"type": "final", "segment": 0, "text": " ".join(w["word"] for w in words), "words": words,
+                 "start": 0.0, "end": round(self.duration_s, 3),
+                 "confidence": round(sum(w["confidence"] for w in words) / len(words), 3) if words else None,
+                 "end_of_stream": True}]
+
+
+MIN_OFFLINE_S = 0.1  # shorter streams get an empty final result (an upload that short gets an error)
+
+
+def recognize_samples(rec, samples: np.ndarray) -> list[dict]:
+    """``asr transcribe``'s words for ``samples`` (through a temporary file: the same windows, the same record)."""
+    import soundfile as sf
+
+    with tempfile.TemporaryDirectory(prefix="asr-stream-") as tmp:
+        path = Path(tmp) / "stream.wav"
+        sf.write(path, samples, rec.sample_rate_hz, subtype="FLOAT")
+        utt = Utterance("stream", str(path), len(samples) / rec.sample_rate_hz)
+        with torch.inference_mode():
+            (record,) = [r for batch in transcribe_utterances(rec.model, rec.tokenizer, [utt], num_workers=0)
+                         for r in batch]
+    if record["error"]:
+        raise RuntimeError(record["error"])
+    return record["words"]
+
+
 class Connection:
     """One WebSocket client: the protocol of the module docstring, over its own :class:`Stream`."""
 
@@ -275,22 +364,28 @@ class Server:
     """The state one ``asr serve`` process shares between requests: model, limits, open streams.
 
     Args:
-        recognizer: the streaming model (its ``model`` and ``tokenizer`` also transcribe uploads).
+        recognizer: the streaming model (its ``model`` and ``tokenizer`` also transcribe uploads), or a
+            full-context one wrapped in :class:`OfflineRecognizer` (one final result per stream, no partials).
         limits: see :class:`Limits`.
         name: how ``/health`` names the model (e.g. its file name).
     """
 
-    def __init__(self, recognizer: StreamingRecognizer, limits: Limits = Limits(), name: str = "model"):
+    def __init__(self, recognizer: StreamingRecognizer | OfflineRecognizer, limits: Limits = Limits(),
+                 name: str = "model"):
         self.rec, self.limits, self.name = recognizer, limits, name
         self.engine = Engine(recognizer, limits.max_batch)
         self.uploads_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-upload")
         self.connections: set[Connection] = set()
         self.uploads = 0
         self.closing = False
-        self.model_info = {"frame_shift_s": rec_round(recognizer.frame_shift_s),
-                           "chunk_s": rec_round(recognizer.chunk_frames * recognizer.frame_shift_s),
-                           "right_context_s": rec_round(recognizer.right_frames * recognizer.frame_shift_s),
-                           "algorithmic_latency_s": rec_round(recognizer.algorithmic_latency_s)}
+        streaming = getattr(recognizer, "streaming", True)
+        self.model_info = {"streaming": streaming, "frame_shift_s": rec_round(recognizer.frame_shift_s),
+                           "chunk_s": rec_round(recognizer.chunk_frames * recognizer.frame_shift_s)
+                           if streaming else None,
+                           "right_context_s": rec_round(recognizer.right_frames * recognizer.frame_shift_s)
+                           if streaming else None,
+                           "algorithmic_latency_s": rec_round(recognizer.algorithmic_latency_s)
+                           if streaming else None}
 
     def app(self) -> web.Application:
         """The aiohttp application: routes, and closing open streams on shutdown."""

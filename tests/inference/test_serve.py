@@ -19,7 +19,7 @@ import torch
 
 from asr.data.audio import load_audio
 from asr.inference.limits import Limits
-from asr.inference.serve import Server, serve
+from asr.inference.serve import OfflineRecognizer, Server, serve
 from asr.inference.stream_client import stream_audio, to_pcm16
 from asr.inference.streaming import StreamingRecognizer
 from asr.models.checkpoint import load_model
@@ -48,9 +48,10 @@ def audio_file(tmp_path_factory) -> Path:
 class Running:
     """A server on a free loopback port, in a thread with its own event loop."""
 
-    def __init__(self, model_file: Path, limits: Limits):
+    def __init__(self, model_file: Path, limits: Limits, offline: bool = False):
         model, tokenizer, _ = load_model(model_file)
-        self.server = Server(StreamingRecognizer(model, tokenizer), limits)
+        rec = OfflineRecognizer(model, tokenizer) if offline else StreamingRecognizer(model, tokenizer)
+        self.server = Server(rec, limits)
         self.port: int | None = None
         self._ready = threading.Event()
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
@@ -275,3 +276,65 @@ def test_the_model_thread_reports_one_streams_error_and_serves_the_others(lc_mod
         engine.close()
     assert events[-1]["type"] == "final" and events[-1]["end_of_stream"] and events[-1]["text"]
     assert engine.jobs_done == 2 and not engine.thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def full_model(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("serve_full")
+    corpus = write_tone_corpus(root / "corpus", TONE_TEXTS)
+    return train_model(root / "full", corpus, edge_pad_s=0.3)
+
+
+def test_a_full_context_model_streams_one_final_result_equal_to_transcribe(full_model, audio_file, tmp_path):
+    model, tokenizer, _ = load_model(full_model)
+    assert not model.acoustic.streamable
+    expected = offline_record(model, tokenizer, audio_file)
+    assert len(expected["text"].replace(" ", "")) >= 10, expected  # the model says something to compare
+    samples = load_audio(audio_file, SR)
+    srv = Running(full_model, Limits(max_message_bytes=8000, idle_timeout_s=5.0, max_stream_s=2.0), offline=True)
+    try:
+        ws_url = srv.url.replace("http", "ws") + "/stream"
+        whole = run(stream_audio(ws_url, samples[:int(1.9 * SR)], SR, speed=0, piece_s=0.07))
+        ready, *rest = whole.events
+        assert ready["type"] == "ready" and ready["streaming"] is False and ready["chunk_s"] is None
+        assert [e["type"] for e in rest] == ["final"] and whole.close_code == 1000  # no partials
+        cut = offline_record(model, tokenizer, _wav(tmp_path / "cut.wav", samples[:int(1.9 * SR)]))
+        assert whole.final["text"] == cut["text"] and whole.final["words"] == cut["words"]
+        assert whole.final["end"] == 1.9 and whole.final["end_of_stream"]
+        # past limits.max_stream_s: the audio so far gets its final result, then the error and a clean close
+        long = run(stream_audio(ws_url, samples, SR, speed=0, piece_s=0.1))
+        assert long.final["end"] == 2.0 and long.error["code"] == "stream_too_long" and long.close_code == 1008
+        status, record = run(_post(srv.url + "/transcribe?name=tones.flac", audio_file.read_bytes()))
+        assert status == 200 and record == {**expected, "id": "tones.flac", "path": "tones.flac"}
+        empty = run(stream_audio(ws_url, samples[:800], SR, speed=0))  # 50 ms: too short to recognise
+        assert empty.final["text"] == "" and empty.final["words"] == [] and empty.close_code == 1000
+        status, health = run(_get_json(srv.url + "/health"))
+        assert status == 200 and health["streaming"] is False and health["algorithmic_latency_s"] is None
+    finally:
+        srv.close()
+
+
+def _wav(path: Path, samples: np.ndarray) -> Path:
+    import soundfile as sf
+
+    sf.write(path, samples, SR, subtype="FLOAT")
+    return path
+
+
+def test_asr_serve_says_a_full_context_model_gives_final_results_only(full_model, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    refused = subprocess.run([sys.executable, "-m", "asr", "serve", f"model={full_model}", "port=0",
+                              "endpoint_blank_s=0.6"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                             timeout=TIMEOUT_S)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "endpoint_blank_s=0.6" in refused.stderr and "full-context bidirectional" in refused.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", f"model={full_model}", "port=0", "threads=1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert "full-context bidirectional: a stream gets no partial results" in line, line + proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT_S) == 0
+    finally:
+        proc.kill()
+        proc.wait(TIMEOUT_S)
