@@ -216,9 +216,10 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike, *, int8: 
         raise ExportError(f"{model_file}: a subword ({bundle['tokenizer']['kind']}) model has no ONNX export: its "
                           "sentencepiece tokenizer is not carried in ONNX metadata; transcribe it with the model "
                           "file (runtime=torch)")
-    if bundle["model"].get("chunk_s"):
-        raise ExportError(f"{model_file}: latency-controlled models (model.chunk_s) have no ONNX export yet: their "
-                          "chunk loop depends on the input length; run them with the torch runtime")
+    if bundle["model"].get("chunk_s") and bundle["model"].get("rnn_type") != "gru":
+        raise ExportError(f"{model_file}: latency-controlled LSTMs (model.chunk_s, model.rnn_type=lstm) have no ONNX "
+                          "export: their forward state is carried chunk by chunk, a loop over the input length "
+                          "(a GRU's is not); run them with the torch runtime")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name[:40]}.{os.getpid()}.tmp.onnx")
     tmp_q = tmp.with_suffix(".q.onnx")
@@ -256,6 +257,27 @@ def score_export(path: Path, manifest: str | os.PathLike) -> dict:
     return {"manifest": str(manifest), "wer": summary["wer"], "cer": summary["cer"], "utterances": len(utts)}
 
 
+def latency_class(model: Recognizer, settings: dict) -> str:
+    """The model card's line on when results can come (streaming runs the model file, not the export)."""
+    if settings.get("bidirectional", True) and not settings.get("chunk_s"):
+        return ("offline: every output frame depends on the whole utterance (bidirectional), so a result comes "
+                "after the audio ends; not a streaming model")
+    from asr.inference.streaming import StreamingError, StreamingRecognizer
+
+    try:
+        rec = StreamingRecognizer(model, None)
+    except StreamingError as err:
+        return f"offline: the layers could stream, but {err}"
+    if settings.get("chunk_s"):
+        what = (f"latency-controlled: chunks of {settings['chunk_s']:g} s with {settings.get('right_context_s', 0):g} "
+                f"s of look-ahead, algorithmic latency {1000 * rec.algorithmic_latency_s:.0f} ms")
+    else:
+        what = (f"unidirectional: the past only, algorithmic latency {1000 * rec.algorithmic_latency_s:.0f} ms at "
+                "asr serve's default step_s=0.09")
+    return (f"{what}; streams (partial results) with `asr serve` or asr.inference.streaming from the model file "
+            "(runtime torch); this export recognises whole files, with the same output")
+
+
 def model_card(model: Recognizer, bundle: dict, model_file: str | os.PathLike, export: dict) -> str:
     """A short Markdown model card: data, features, size, recorded scores, latency class, the files."""
     m, f = bundle["model"], model.features.config
@@ -263,9 +285,9 @@ def model_card(model: Recognizer, bundle: dict, model_file: str | os.PathLike, e
     data = cfg.get("data") or {}
     metrics = {k: v for k, v in (bundle.get("metrics") or {}).items() if isinstance(v, (int, float, str))}
     direction = "bidirectional" if m.get("bidirectional", True) else "unidirectional"
-    latency = ("offline: every output frame depends on the whole utterance (bidirectional), so a result comes "
-               "after the audio ends; not a streaming model" if direction == "bidirectional" else
-               "causal layers: frame-synchronous output is possible, but asr has no streaming runtime yet")
+    latency = latency_class(model, m)
+    if m.get("chunk_s"):
+        direction = "latency-controlled bidirectional"
     lines = [
         f"# Model card: {Path(export['onnx']).name}", "",
         f"- **Exported from** `{model_file}` (SHA-256 {file_sha256(model_file)[:16]}...) by asr {__version__}; "

@@ -84,15 +84,23 @@ def chunked_layer(layer, x: torch.Tensor, rc: torch.Tensor, lengths: torch.Tenso
     b, t, d = x.shape
     k, r = rc.shape[1], rc.shape[2]
     chunks = nn.functional.pad(x, (0, 0, 0, k * chunk - t)).view(b, k, chunk, d)  # (B, K, C, D)
-    outs, states, state = [], [], None
-    for i in range(k):  # the forward state runs on from chunk to chunk
-        out, state = layer.forward_rnn(chunks[:, i], state)
-        outs.append(out)
-        states.append(state)
-    fwd = torch.stack(outs, dim=1)  # (B, K, C, H)
+    if isinstance(layer.forward_rnn, nn.GRU):
+        # the forward state runs on from chunk to chunk, and a GRU's state is its output: one call over all the
+        # chunks in order gives the same outputs, and each chunk's end state is its last output row (fewer
+        # calls, and no loop over the length, which an ONNX trace could not follow)
+        fwd = layer.forward_rnn(chunks.flatten(1, 2))[0].view(b, k, chunk, -1)  # (B, K, C, H)
+        ends = fwd[:, :, -1].reshape(1, b * k, -1)  # (1, B*K, H) in b * K + k order
+    else:  # an LSTM's cell state is not among its outputs: carry it chunk by chunk
+        outs, states, state = [], [], None
+        for i in range(k):
+            out, state = layer.forward_rnn(chunks[:, i], state)
+            outs.append(out)
+            states.append(state)
+        fwd = torch.stack(outs, dim=1)  # (B, K, C, H)
+        ends = _stack_states(states)
     blocks = torch.cat([chunks, rc], dim=2).flatten(0, 1)  # (B*K, C+R, D)
     if r:
-        fwd_rc, _ = layer.forward_rnn(rc.flatten(0, 1), _stack_states(states))  # from each chunk's end state
+        fwd_rc, _ = layer.forward_rnn(rc.flatten(0, 1), ends)  # from each chunk's end state
         fwd_rc = fwd_rc.view(b, k, r, -1)
     else:
         fwd_rc = fwd.new_zeros(b, k, 0, fwd.shape[-1])

@@ -24,13 +24,11 @@ from tests.conftest import train_tone_model
 VOCAB = ["<blank>", " ", "a", "b", "c"]
 
 
-def random_model_file(path, rnn_type="lstm", features=FeatureConfig(), seed=0, edge_pad_s=0.0):
+def random_model_file(path, rnn_type="lstm", features=FeatureConfig(), seed=0, edge_pad_s=0.0, **model):
     """An untrained 2 x 24 recognizer with non-trivial normalisation statistics, saved as a model file."""
     torch.manual_seed(seed)
-    cfg = ModelConfig(rnn_type=rnn_type, hidden_size=24, num_layers=2, dropout=0.0, edge_pad_s=edge_pad_s)
-    model = build_recognizer(features, len(VOCAB), **{k: getattr(cfg, k) for k in
-                                                      ("hidden_size", "num_layers", "rnn_type", "dropout",
-                                                       "edge_pad_s")})
+    cfg = ModelConfig(rnn_type=rnn_type, hidden_size=24, num_layers=2, dropout=0.0, edge_pad_s=edge_pad_s, **model)
+    model = build_recognizer(features, len(VOCAB), **vars(cfg))
     model.features.set_stats(torch.randn(features.frame_dim) * 5, torch.rand(features.frame_dim) * 10 + 1)
     save_model(path, model_bundle(model.eval(), VOCAB, cfg))
     return model.eval()
@@ -44,13 +42,16 @@ def padded_batch(lengths, seed=1):
     return wave, torch.tensor(lengths)
 
 
-@pytest.mark.parametrize("rnn_type, features, edge_pad_s", [
-    ("lstm", FeatureConfig(), 0.0),
-    ("gru", FeatureConfig(deltas=1, cmn="utterance", stack=4, subsample=2), 0.0),
-    ("gru", FeatureConfig(), 0.3),  # quiet ends added inside the graph too
+@pytest.mark.parametrize("rnn_type, features, edge_pad_s, layers", [
+    ("lstm", FeatureConfig(), 0.0, {}),
+    ("gru", FeatureConfig(deltas=1, cmn="utterance", stack=4, subsample=2), 0.0, {}),
+    ("gru", FeatureConfig(), 0.3, {}),  # quiet ends added inside the graph too
+    ("gru", FeatureConfig(), 0.3, {"chunk_s": 0.15, "right_context_s": 0.09}),  # latency-controlled: chunk count
+    ("gru", FeatureConfig(), 0.0, {"chunk_s": 0.3, "right_context_s": 0.0}),  # follows the length; no look-ahead
+    ("lstm", FeatureConfig(), 0.0, {"bidirectional": False}),
 ])
-def test_onnx_log_probs_match_torch_and_batched_equals_per_item(tmp_path, rnn_type, features, edge_pad_s):
-    model = random_model_file(tmp_path / "m.pt", rnn_type, features, edge_pad_s=edge_pad_s)
+def test_onnx_log_probs_match_torch_and_batched_equals_per_item(tmp_path, rnn_type, features, edge_pad_s, layers):
+    model = random_model_file(tmp_path / "m.pt", rnn_type, features, edge_pad_s=edge_pad_s, **layers)
     export_onnx(tmp_path / "m.pt", tmp_path / "m.onnx")
     onnx_model = OnnxRecognizer(tmp_path / "m.onnx", threads=1)
     lengths = [23_456, 16_000, 4_321, 1_203]  # lengths the export was not traced with, and a batch of 4
@@ -147,10 +148,23 @@ def test_lstm_with_projections_is_refused_by_name(tmp_path):
     assert not (tmp_path / "p.onnx").exists()
 
 
-def test_latency_controlled_models_are_refused_by_name(tmp_path):
-    cfg = ModelConfig(rnn_type="gru", hidden_size=24, num_layers=1, dropout=0.0, chunk_s=0.3, right_context_s=0.09)
+def test_latency_controlled_lstms_are_refused_by_name(tmp_path):
+    cfg = ModelConfig(rnn_type="lstm", hidden_size=24, num_layers=1, dropout=0.0, chunk_s=0.3, right_context_s=0.09)
     model = build_recognizer(FeatureConfig(), len(VOCAB), **vars(cfg))
     save_model(tmp_path / "lc.pt", model_bundle(model.eval(), VOCAB, cfg))
-    with pytest.raises(ExportError, match="model.chunk_s.*torch runtime"):
+    with pytest.raises(ExportError, match="latency-controlled LSTMs.*model.chunk_s.*torch runtime"):
         export_onnx(tmp_path / "lc.pt", tmp_path / "lc.onnx")
     assert not (tmp_path / "lc.onnx").exists()
+
+
+@pytest.mark.parametrize("layers, latency", [
+    ({"chunk_s": 0.15, "right_context_s": 0.09}, "latency-controlled: chunks of 0.15 s with 0.09 s of look-ahead, "
+                                                 "algorithmic latency 225 ms"),
+    ({"bidirectional": False}, "unidirectional: the past only, algorithmic latency 75 ms"),
+    ({}, "offline: every output frame depends on the whole utterance"),
+])
+def test_the_model_card_states_the_latency_class(tmp_path, layers, latency):
+    random_model_file(tmp_path / "m.pt", "gru", **layers)
+    card = export_onnx(tmp_path / "m.pt", tmp_path / "m.onnx")["card"]
+    line = next(line for line in open(card) if line.startswith("- **Latency class**"))
+    assert latency in line, line
