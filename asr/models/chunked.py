@@ -67,6 +67,11 @@ def _stack_states(states: list[State]) -> State:
     return torch.stack(states, dim=2).flatten(1, 2)
 
 
+def state_is_output(rnn: nn.Module) -> bool:
+    """Whether ``rnn``'s state after a frame is its output there (a GRU's is; an LSTM's cell state is not)."""
+    return isinstance(rnn, nn.GRU)
+
+
 def chunked_layer(layer, x: torch.Tensor, rc: torch.Tensor, lengths: torch.Tensor, chunk: int
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """One latency-controlled layer over whole padded utterances (see the module docstring).
@@ -84,7 +89,7 @@ def chunked_layer(layer, x: torch.Tensor, rc: torch.Tensor, lengths: torch.Tenso
     b, t, d = x.shape
     k, r = rc.shape[1], rc.shape[2]
     chunks = nn.functional.pad(x, (0, 0, 0, k * chunk - t)).view(b, k, chunk, d)  # (B, K, C, D)
-    if isinstance(layer.forward_rnn, nn.GRU):
+    if state_is_output(layer.forward_rnn):
         # the forward state runs on from chunk to chunk, and a GRU's state is its output: one call over all the
         # chunks in order gives the same outputs, and each chunk's end state is its last output row (fewer
         # calls, and no loop over the length, which an ONNX trace could not follow)

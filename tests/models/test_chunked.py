@@ -1,10 +1,13 @@
 """Latency-controlled bidirectional layers: exact under padding, bounded look-ahead, and equal to streaming blocks."""
 
+from unittest import mock
+
 import pytest
 import torch
 
 from asr.config.schema import ConfigError, Settings
 from asr.frontend.features import FeatureConfig
+from asr.models import chunked
 from asr.models.acoustic import AcousticModel, build_recognizer
 from asr.models.chunked import look_ahead_inputs
 
@@ -30,6 +33,19 @@ def test_batched_output_equals_each_utterance_alone(rnn_type, right):
         for b in range(3):
             alone = m(x[b:b + 1, :lengths[b]], lengths[b:b + 1])
             torch.testing.assert_close(batched[b, :lengths[b]], alone[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("right", [3, 0])
+def test_a_grus_one_pass_forward_equals_carrying_its_state_chunk_by_chunk(right):
+    m = _model("gru", chunk=4, right=right).train()  # gradients too: training takes this path
+    x, lengths = torch.randn(3, 23, 6, requires_grad=True), torch.tensor([23, 17, 5])
+    one_pass = m(x, lengths)
+    (g_one,) = torch.autograd.grad(one_pass.exp().sum(), x)
+    with mock.patch.object(chunked, "state_is_output", lambda rnn: False):
+        looped = m(x, lengths)
+        (g_loop,) = torch.autograd.grad(looped.exp().sum(), x)
+    torch.testing.assert_close(one_pass, looped, atol=1e-6, rtol=0)
+    torch.testing.assert_close(g_one, g_loop, atol=1e-5, rtol=0)
 
 
 def test_a_chunk_sees_only_its_look_ahead_of_the_future():
