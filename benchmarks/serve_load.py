@@ -15,6 +15,9 @@ at utterance k * files, so the clients hear different speakers), paced at ``--sp
 * ``engine``: forward passes and chunk blocks the server ran (blocks per pass = how much batching there was);
 * ``wer``: of the streamed final transcripts against the manifest.
 
+A full-context model is served too (one final result per stream, after its audio), so its rows say what
+waiting for the whole utterance costs through the same server.
+
 Bounded: at most ``--max-level-s`` seconds of streaming per N (a level that would take longer is cut at
 that, and says so) and ``--max-clients`` clients. Prints one JSON object.
 
@@ -155,7 +158,7 @@ def run_level(port: int, pid: int, n: int, clips: list[tuple[str, np.ndarray]], 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="a streaming model file")
+    p.add_argument("--model", required=True, help="a model file (a full-context one gives one final per stream)")
     p.add_argument("--manifest", required=True, help="JSONL manifest (e.g. recipes/an4/exp/data/test.jsonl)")
     p.add_argument("--clients", default="1,4,8,16", help="comma-separated N")
     p.add_argument("--files", type=int, default=4, help="utterances each client streams, one after another")
