@@ -27,14 +27,18 @@ def _serve(c: ServeConfig) -> int:
     threads = setup_threads(c.threads)
     model, tokenizer, _ = load_model(c.model)
     if getattr(model.acoustic, "streamable", False):
+        if c.endpoint_silence_s:
+            raise ValueError(f"endpoint_silence_s={c.endpoint_silence_s:g} is for full-context models, and {c.model} "
+                             "streams: its endpointer is the model's own blank output (endpoint_blank_s)")
         recognizer = StreamingRecognizer(model, tokenizer, step_s=c.step_s, endpoint_blank_s=c.endpoint_blank_s)
-    else:  # full context: uploads as usual, and streams get one final result after their audio ends
+    else:  # full context: uploads as usual, and a stream's segments are recognised whole when they end
         if c.endpoint_blank_s:
             raise ValueError(f"endpoint_blank_s={c.endpoint_blank_s:g}: {c.model} is a full-context bidirectional "
-                             "model, which recognises a stream only after its end, so it has no endpoints; drop "
-                             "endpoint_blank_s, or serve a streaming model (model.bidirectional=false or "
+                             "model, which has no blank output until a segment has ended; use endpoint_silence_s "
+                             "(an energy endpointer), or serve a streaming model (model.bidirectional=false or "
                              "model.chunk_s > 0)")
-        recognizer = OfflineRecognizer(model, tokenizer)
+        recognizer = OfflineRecognizer(model, tokenizer, endpoint_silence_s=c.endpoint_silence_s,
+                                       max_segment_s=c.max_segment_s)
     server = Server(recognizer, c.limits, name=Path(c.model).name)
     asyncio.run(_run(server, c, threads))
     return 0
@@ -54,8 +58,9 @@ async def _run(server, c: ServeConfig, threads: int) -> None:
             model = (f"chunk {info['chunk_s']:g} s + look-ahead {info['right_context_s']:g} s, algorithmic latency "
                      f"{info['algorithmic_latency_s']:g} s")
         else:
-            model = ("full-context bidirectional: a stream gets no partial results, one final result after its "
-                     "audio ends")
+            model = ("full-context bidirectional: a stream gets no partial results, a final result after its "
+                     "audio ends" + (f" and after each pause of {c.endpoint_silence_s:g} s" if c.endpoint_silence_s
+                                     else ""))
         print(f"asr serve: listening on http://{c.host}:{port} (WebSocket /stream, POST /transcribe, GET /health); "
               f"{c.model}: {model}; {threads} thread(s)", flush=True)
 

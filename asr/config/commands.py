@@ -353,7 +353,9 @@ class ServeConfig:
     port: int = 8000  # 0: any free port (printed)
     threads: int = 0  # torch CPU threads; 0: the cores that are free right now
     step_s: float = 0.09  # unidirectional models: audio per model call (shorter: sooner partials, more calls)
-    endpoint_blank_s: float = 0.0  # > 0: a final result after this much blank model output following a word
+    endpoint_blank_s: float = 0.0  # streaming models: > 0: a final result after this much blank model output
+    endpoint_silence_s: float = 0.0  # full-context models: > 0: a final result after each pause this long
+    max_segment_s: float = 30.0  # full-context models with endpoint_silence_s: a segment ends after this long
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self):
@@ -361,6 +363,10 @@ class ServeConfig:
         _check(self.threads >= 0, f"threads must be >= 0 (0: the free cores), got {self.threads}")
         _check(self.step_s > 0 and self.endpoint_blank_s >= 0,
                f"step_s must be > 0 and endpoint_blank_s >= 0, got {self.step_s}, {self.endpoint_blank_s}")
+        _check(self.endpoint_silence_s >= 0 and 0 < self.max_segment_s <= self.limits.max_stream_s and
+               (not self.endpoint_silence_s or self.endpoint_silence_s < self.max_segment_s),
+               f"endpoint_silence_s must be >= 0 and below max_segment_s, and max_segment_s in (0, "
+               f"limits.max_stream_s], got {self.endpoint_silence_s}, {self.max_segment_s}")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from aiohttp import WSMsgType, web
 
 from asr.data.discover import AUDIO_EXTENSIONS, probe_durations
 from asr.data.manifest import Utterance
+from asr.inference.endpoint import EnergyEndpointer
 from asr.inference.limits import Limits
 from asr.inference.outputs import make_record
 from asr.inference.streaming import Stream, StreamingRecognizer, run_blocks
@@ -177,22 +178,28 @@ def parse_start(text: str, sample_rate_hz: int) -> int:
 
 
 class OfflineRecognizer:
-    """A full-context model behind ``/stream``: the audio is kept until the stream ends, then recognised whole.
+    """A full-context model behind ``/stream``: the audio is kept, and recognised whole when a segment ends.
 
     Every output frame of a full bidirectional model depends on the whole utterance, so it cannot give results
-    while the audio comes in. Served this way, a client speaks the same protocol and gets no partials, one final
-    result after its ``{"type": "end"}`` (or at ``limits.max_stream_s``), the same record ``asr transcribe`` and
-    ``POST /transcribe`` give for the same audio. The audio kept per stream is bounded by ``limits.max_stream_s``.
+    while the audio comes in. Served this way, a client speaks the same protocol and gets no partials: one
+    final result after its ``{"type": "end"}`` (or at ``limits.max_stream_s``), the record ``asr transcribe``
+    and ``POST /transcribe`` give for the same audio. With ``endpoint_silence_s > 0`` an energy endpointer
+    (:class:`asr.inference.endpoint.EnergyEndpointer`) also ends a segment at each pause of that length after
+    speech, or after ``max_segment_s``, and each segment gets its own final result as soon as it ends.
     """
 
     streaming = False
     chunk_frames = right_frames = 0
-    algorithmic_latency_s = None  # the whole utterance
+    algorithmic_latency_s = None  # the whole utterance (or segment)
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, *, endpoint_silence_s: float = 0.0, max_segment_s: float = 30.0):
+        if endpoint_silence_s < 0 or (endpoint_silence_s and max_segment_s <= endpoint_silence_s):
+            raise ValueError(f"endpoint_silence_s must be >= 0 and below max_segment_s, got {endpoint_silence_s}, "
+                             f"{max_segment_s}")
         self.model, self.tokenizer = model.eval(), tokenizer
         self.config = model.features.config
         self.frame_shift_s = self.config.output_frame_shift_s
+        self.endpoint_silence_s, self.max_segment_s = endpoint_silence_s, max_segment_s
 
     @property
     def sample_rate_hz(self) -> int:
@@ -207,10 +214,16 @@ class OfflineStream:
 
     def __init__(self, recognizer: OfflineRecognizer):
         self.rec = recognizer
-        self.pieces: list[np.ndarray] = []
+        self.pieces: list[np.ndarray] = []  # the current segment's audio
         self.audio_samples = 0
+        self.segment_start = 0  # stream sample where the current segment starts
+        self.ended: list[tuple[int, np.ndarray]] = []  # segments cut by the endpointer, not yet recognised
+        self.segment = 0
         self.finished = False
         self._done = False
+        self.endpointer = EnergyEndpointer(recognizer.sample_rate_hz, silence_s=recognizer.endpoint_silence_s,
+                                           max_segment_s=recognizer.max_segment_s) \
+            if recognizer.endpoint_silence_s else None
 
     @property
     def duration_s(self) -> float:
@@ -222,6 +235,11 @@ class OfflineStream:
         piece = torch.as_tensor(samples, dtype=torch.float32).flatten().numpy()
         self.pieces.append(piece)
         self.audio_samples += len(piece)
+        for cut in self.endpointer.push(piece) if self.endpointer else ():
+            held = np.concatenate(self.pieces)
+            n = cut - self.segment_start
+            self.ended.append((self.segment_start, held[:n]))
+            self.pieces, self.segment_start = [held[n:]], cut
 
     def feed_end(self) -> None:
         self.finished = True
@@ -230,17 +248,31 @@ class OfflineStream:
         return []
 
     def take_events(self) -> list[dict]:
-        """Nothing until the end; then the one final result (recognised here, in the model thread)."""
-        if not self.finished or self._done:
-            return []
-        self._done = True
-        samples = np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=np.float32)
-        self.pieces = []
-        words = recognize_samples(self.rec, samples) if self.duration_s >= MIN_OFFLINE_S else []
-        return [{"type": "final", "segment": 0, "text": " ".join(w["word"] for w in words), "words": words,
-                 "start": 0.0, "end": round(self.duration_s, 3),
+        """The final results of the segments that ended (recognised here, in the model thread); at the end of
+        the stream, the last one's."""
+        events = [e for e in (self._final(start, audio, False) for start, audio in self.ended) if e is not None]
+        self.ended = []
+        if self.finished and not self._done:
+            self._done = True
+            rest = np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=np.float32)
+            self.pieces = []
+            events.append(self._final(self.segment_start, rest, True))
+        return events
+
+    def _final(self, start: int, samples: np.ndarray, end_of_stream: bool) -> dict | None:
+        """A segment's final result (None for an endpointed segment with no words: nothing was said)."""
+        rate = self.rec.sample_rate_hz
+        offset, duration = start / rate, len(samples) / rate
+        words = recognize_samples(self.rec, samples) if duration >= MIN_OFFLINE_S else []
+        if not words and not end_of_stream:
+            return None
+        words = [{**w, "start": round(w["start"] + offset, 3), "end": round(w["end"] + offset, 3)} for w in words]
+        event = {"type": "final", "segment": self.segment, "text": " ".join(w["word"] for w in words),
+                 "words": words, "start": round(offset, 3), "end": round(offset + duration, 3),
                  "confidence": round(sum(w["confidence"] for w in words) / len(words), 3) if words else None,
-                 "end_of_stream": True}]
+                 "end_of_stream": end_of_stream}
+        self.segment += 1
+        return event
 
 
 MIN_OFFLINE_S = 0.1  # shorter streams get an empty final result (an upload that short gets an error)

@@ -48,9 +48,10 @@ def audio_file(tmp_path_factory) -> Path:
 class Running:
     """A server on a free loopback port, in a thread with its own event loop."""
 
-    def __init__(self, model_file: Path, limits: Limits, offline: bool = False):
+    def __init__(self, model_file: Path, limits: Limits, offline: bool = False, **offline_settings):
         model, tokenizer, _ = load_model(model_file)
-        rec = OfflineRecognizer(model, tokenizer) if offline else StreamingRecognizer(model, tokenizer)
+        rec = OfflineRecognizer(model, tokenizer, **offline_settings) if offline else \
+            StreamingRecognizer(model, tokenizer)
         self.server = Server(rec, limits)
         self.port: int | None = None
         self._ready = threading.Event()
@@ -314,6 +315,32 @@ def test_a_full_context_model_streams_one_final_result_equal_to_transcribe(full_
         srv.close()
 
 
+def test_a_full_context_models_stream_gets_a_final_result_at_each_pause(full_model, tmp_path):
+    from asr.inference.endpoint import EnergyEndpointer
+
+    model, tokenizer, _ = load_model(full_model)
+    rng = np.random.default_rng(7)
+    pause = (0.003 * rng.standard_normal(int(0.8 * SR))).astype(np.float32)  # the tone corpus's background
+    audio = np.concatenate([tone_audio("abc cab", rng), pause, tone_audio("b a c", rng)])
+    (cut,) = EnergyEndpointer(SR, silence_s=0.4).push(audio)  # one pause of 0.4 s or more
+    first = offline_record(model, tokenizer, _wav(tmp_path / "first.wav", audio[:cut]))
+    second = offline_record(model, tokenizer, _wav(tmp_path / "second.wav", audio[cut:]))
+    assert first["text"] and second["text"], (first, second)
+    srv = Running(full_model, Limits(max_message_bytes=8000, idle_timeout_s=5.0), offline=True,
+                  endpoint_silence_s=0.4)
+    try:
+        got = run(stream_audio(srv.url.replace("http", "ws") + "/stream", audio, SR, speed=0, piece_s=0.05))
+    finally:
+        srv.close()
+    a, b = got.finals
+    assert (a["segment"], a["end_of_stream"], b["segment"], b["end_of_stream"]) == (0, False, 1, True)
+    assert a["text"] == first["text"] and a["words"] == first["words"] and a["start"] == 0.0
+    assert a["end"] == b["start"] == round(cut / SR, 3) and b["end"] == round(len(audio) / SR, 3)
+    offset = cut / SR  # the second segment's words in stream time
+    assert b["text"] == second["text"]
+    assert [w["start"] for w in b["words"]] == [round(w["start"] + offset, 3) for w in second["words"]]
+
+
 def _wav(path: Path, samples: np.ndarray) -> Path:
     import soundfile as sf
 
@@ -321,18 +348,28 @@ def _wav(path: Path, samples: np.ndarray) -> Path:
     return path
 
 
+@pytest.mark.parametrize("model, setting, says", [
+    ("full", "endpoint_blank_s=0.6", "full-context bidirectional model, which has no blank output"),
+    ("lc", "endpoint_silence_s=0.5", "endpoint_silence_s=0.5 is for full-context models"),
+])
+def test_asr_serve_refuses_the_other_kinds_endpointer_in_one_line(full_model, lc_model, tmp_path, model, setting,
+                                                                   says):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    path = full_model if model == "full" else lc_model
+    refused = subprocess.run([sys.executable, "-m", "asr", "serve", f"model={path}", "port=0", setting],
+                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=TIMEOUT_S)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and says in refused.stderr, refused.stderr
+
+
 def test_asr_serve_says_a_full_context_model_gives_final_results_only(full_model, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    refused = subprocess.run([sys.executable, "-m", "asr", "serve", f"model={full_model}", "port=0",
-                              "endpoint_blank_s=0.6"], capture_output=True, text=True, cwd=tmp_path, env=env,
-                             timeout=TIMEOUT_S)
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
-    assert "endpoint_blank_s=0.6" in refused.stderr and "full-context bidirectional" in refused.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", f"model={full_model}", "port=0", "threads=1"],
+    proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", f"model={full_model}", "port=0", "threads=1",
+                             "endpoint_silence_s=0.5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
     try:
         line = proc.stdout.readline()
         assert "full-context bidirectional: a stream gets no partial results" in line, line + proc.stderr.read()
+        assert "after each pause of 0.5 s" in line, line
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(TIMEOUT_S) == 0
     finally:
