@@ -49,7 +49,7 @@ from asr.data.manifest import Utterance
 from asr.inference.endpoint import EnergyEndpointer
 from asr.inference.limits import Limits
 from asr.inference.outputs import make_record
-from asr.inference.streaming import Stream, StreamingRecognizer, run_blocks
+from asr.inference.streaming import Stream, StreamingRecognizer, final_event, run_blocks
 from asr.inference.transcribe import transcribe_utterances
 
 log = logging.getLogger(__name__)
@@ -188,9 +188,7 @@ class OfflineRecognizer:
     speech, or after ``max_segment_s``, and each segment gets its own final result as soon as it ends.
     """
 
-    streaming = False
-    chunk_frames = right_frames = 0
-    algorithmic_latency_s = None  # the whole utterance (or segment)
+    streaming = False  # no partial results: a segment is recognised when it has ended
 
     def __init__(self, model, tokenizer, *, endpoint_silence_s: float = 0.0, max_segment_s: float = 30.0):
         if endpoint_silence_s < 0 or (endpoint_silence_s and max_segment_s <= endpoint_silence_s):
@@ -267,15 +265,22 @@ class OfflineStream:
         if not words and not end_of_stream:
             return None
         words = [{**w, "start": round(w["start"] + offset, 3), "end": round(w["end"] + offset, 3)} for w in words]
-        event = {"type": "final", "segment": self.segment, "text": " ".join(w["word"] for w in words),
-                 "words": words, "start": round(offset, 3), "end": round(offset + duration, 3),
-                 "confidence": round(sum(w["confidence"] for w in words) / len(words), 3) if words else None,
-                 "end_of_stream": end_of_stream}
+        event = final_event(self.segment, words, start_s=offset, end_s=offset + duration,
+                            confidence=sum(w["confidence"] for w in words) / len(words) if words else None,
+                            end_of_stream=end_of_stream)
         self.segment += 1
         return event
 
 
 MIN_OFFLINE_S = 0.1  # shorter streams get an empty final result (an upload that short gets an error)
+
+
+def transcribe_one(rec, utt: Utterance) -> dict:
+    """``asr transcribe``'s record of one file (duration known), by ``rec``'s model, in this thread."""
+    with torch.inference_mode():
+        (record,) = [r for batch in transcribe_utterances(rec.model, rec.tokenizer, [utt], num_workers=0)
+                     for r in batch]
+    return record
 
 
 def recognize_samples(rec, samples: np.ndarray) -> list[dict]:
@@ -285,10 +290,7 @@ def recognize_samples(rec, samples: np.ndarray) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="asr-stream-") as tmp:
         path = Path(tmp) / "stream.wav"
         sf.write(path, samples, rec.sample_rate_hz, subtype="FLOAT")
-        utt = Utterance("stream", str(path), len(samples) / rec.sample_rate_hz)
-        with torch.inference_mode():
-            (record,) = [r for batch in transcribe_utterances(rec.model, rec.tokenizer, [utt], num_workers=0)
-                         for r in batch]
+        record = transcribe_one(rec, Utterance("stream", str(path), len(samples) / rec.sample_rate_hz))
     if record["error"]:
         raise RuntimeError(record["error"])
     return record["words"]
@@ -410,14 +412,12 @@ class Server:
         self.connections: set[Connection] = set()
         self.uploads = 0
         self.closing = False
-        streaming = getattr(recognizer, "streaming", True)
-        self.model_info = {"streaming": streaming, "frame_shift_s": rec_round(recognizer.frame_shift_s),
-                           "chunk_s": rec_round(recognizer.chunk_frames * recognizer.frame_shift_s)
-                           if streaming else None,
-                           "right_context_s": rec_round(recognizer.right_frames * recognizer.frame_shift_s)
-                           if streaming else None,
-                           "algorithmic_latency_s": rec_round(recognizer.algorithmic_latency_s)
-                           if streaming else None}
+        self.model_info = {"streaming": recognizer.streaming, "frame_shift_s": rec_round(recognizer.frame_shift_s),
+                           "chunk_s": None, "right_context_s": None, "algorithmic_latency_s": None}
+        if recognizer.streaming:
+            self.model_info.update(chunk_s=rec_round(recognizer.chunk_frames * recognizer.frame_shift_s),
+                                   right_context_s=rec_round(recognizer.right_frames * recognizer.frame_shift_s),
+                                   algorithmic_latency_s=rec_round(recognizer.algorithmic_latency_s))
 
     def app(self) -> web.Application:
         """The aiohttp application: routes, and closing open streams on shutdown."""
@@ -497,9 +497,7 @@ class Server:
                                              min_duration_s=0.1)
             if failed:
                 return make_record(name, name, None, None, error=failed[0][1])
-            with torch.inference_mode():
-                (record,) = [r for batch in transcribe_utterances(self.rec.model, self.rec.tokenizer, usable,
-                                                                  num_workers=0) for r in batch]
+            record = transcribe_one(self.rec, usable[0])
         return {**record, "path": name}
 
     async def _on_shutdown(self, app: web.Application) -> None:

@@ -39,7 +39,7 @@ from asr.decoding.alignment import best_path, words_from_path
 from asr.frontend.streaming import FeatureStream, StreamingError
 from asr.models.acoustic import Recognizer
 
-__all__ = ["StreamingError", "StreamingRecognizer", "Stream", "run_blocks", "front_end_look_ahead_s"]
+__all__ = ["StreamingError", "StreamingRecognizer", "Stream", "final_event", "run_blocks", "front_end_look_ahead_s"]
 
 
 def front_end_look_ahead_s(cfg) -> float:
@@ -72,6 +72,8 @@ class StreamingRecognizer:
     Raises:
         StreamingError: the model needs the whole utterance (full-context bidirectional), or its features do.
     """
+
+    streaming = True  # partial results as the audio comes (asr serve also takes full-context models)
 
     def __init__(self, model: Recognizer, tokenizer: CharTokenizer, *, step_s: float = 0.09,
                  endpoint_blank_s: float = 0.0):
@@ -230,16 +232,22 @@ class Stream:
                                 offset_s=offset_s)
         hi = self.duration_s  # a word heard in the edge padding gets the times of the audio that exists
         words = [replace(w, start_s=min(max(w.start_s, 0.0), hi), end_s=min(max(w.end_s, 0.0), hi)) for w in words]
-        event = {"type": "final", "segment": self._segment, "text": " ".join(w.text for w in words),
-                 "words": [w.to_dict() for w in words],
-                 "start": round(max(offset_s, 0.0), 3), "end": round(min(offset_s + len(self._ids) *
-                                                                          rec.frame_shift_s, hi), 3),
-                 "confidence": round(sum(w.confidence for w in words) / len(words), 3) if words else None,
-                 "end_of_stream": end_of_stream}
+        event = final_event(self._segment, [w.to_dict() for w in words], start_s=max(offset_s, 0.0),
+                            end_s=min(offset_s + len(self._ids) * rec.frame_shift_s, hi),
+                            confidence=sum(w.confidence for w in words) / len(words) if words else None,
+                            end_of_stream=end_of_stream)
         self._segment += 1
         self._segment_start += len(self._ids)
         self._ids, self._posteriors, self._chars, self._blank_run = [], [], [], 0
         return event
+
+
+def final_event(segment: int, words: list[dict], *, start_s: float, end_s: float, confidence: float | None,
+                end_of_stream: bool) -> dict:
+    """A segment's ``final`` event (the protocol of :class:`Stream`) from its word records, times in seconds."""
+    return {"type": "final", "segment": segment, "text": " ".join(w["word"] for w in words), "words": words,
+            "start": round(start_s, 3), "end": round(end_s, 3),
+            "confidence": None if confidence is None else round(confidence, 3), "end_of_stream": end_of_stream}
 
 
 @torch.inference_mode()
