@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import logging
@@ -117,7 +118,22 @@ def export_metadata(model: Recognizer, bundle: dict, source: str | os.PathLike, 
         "int8": "true" if int8 else "false",
         "source_sha256": file_sha256(source),
         "io": "wave float32 (B,S), wave_lens int64 (B,) -> log_probs float32 (B,T,V), lengths int64 (B,)",
+        **subword_metadata(bundle),
     }
+
+
+def subword_metadata(bundle: dict) -> dict[str, str]:
+    """A subword model's sentencepiece model as metadata: ``tokenizer`` (JSON: kind, SHA-256, base64 bytes).
+
+    Empty for a character model (``vocab`` says it all). The runtime rebuilds the tokenizer from these bytes and
+    checks them against the hash and ``vocab``, as a model file's are checked.
+    """
+    entry = bundle.get("tokenizer")
+    if entry is None:
+        return {}
+    proto = entry["model"].numpy().tobytes()
+    return {"tokenizer": json.dumps({"kind": entry["kind"], "sha256": entry["sha256"],
+                                     "model_base64": base64.b64encode(proto).decode("ascii")})}
 
 
 def _trace_to_onnx(model: Recognizer, path: Path) -> None:
@@ -212,10 +228,6 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike, *, int8: 
     model, _, bundle = load_model(model_file)
     if bundle["model"].get("proj_size"):
         raise ExportError(f"{model_file}: LSTMs with projections (model.proj_size) have no ONNX export in torch")
-    if "tokenizer" in bundle:  # the ONNX runtime reads a character vocabulary from the metadata, not sentencepiece
-        raise ExportError(f"{model_file}: a subword ({bundle['tokenizer']['kind']}) model has no ONNX export: its "
-                          "sentencepiece tokenizer is not carried in ONNX metadata; transcribe it with the model "
-                          "file (runtime=torch)")
     if bundle["model"].get("chunk_s") and bundle["model"].get("rnn_type") != "gru":
         raise ExportError(f"{model_file}: latency-controlled LSTMs (model.chunk_s, model.rnn_type=lstm) have no ONNX "
                           "export: their forward state is carried chunk by chunk, a loop over the input length "
@@ -286,6 +298,8 @@ def model_card(model: Recognizer, bundle: dict, model_file: str | os.PathLike, e
     metrics = {k: v for k, v in (bundle.get("metrics") or {}).items() if isinstance(v, (int, float, str))}
     direction = "bidirectional" if m.get("bidirectional", True) else "unidirectional"
     latency = latency_class(model, m)
+    units = (f"{bundle['tokenizer']['kind']} sentencepiece pieces, carried in metadata tokenizer"
+             if "tokenizer" in bundle else "characters")
     if m.get("chunk_s"):
         direction = "latency-controlled bidirectional"
     lines = [
@@ -295,7 +309,7 @@ def model_card(model: Recognizer, bundle: dict, model_file: str | os.PathLike, e
         f"{export['bytes'] / 1e6:.1f} MB; max abs log-posterior difference from torch on the check batch "
         f"{export['max_abs_diff']:.1e}.",
         f"- **Model**: {m.get('num_layers')} x {m.get('hidden_size')} {direction} {str(m.get('rnn_type')).upper()}, "
-        f"CTC over {len(bundle['vocab'])} symbols (blank + characters), {num_parameters(model):,} parameters.",
+        f"CTC over {len(bundle['vocab'])} symbols (blank + {units}), {num_parameters(model):,} parameters.",
         f"- **Features**: {f.n_mfcc} MFCC from {f.n_mels} slaney mel bands, {f.win_length_ms:g} ms / "
         f"{f.hop_length_ms:g} ms, deltas {f.deltas}, stacked x{f.stack} every {f.subsample} frames "
         f"({1000 * f.output_frame_shift_s:g} ms per output frame), cmn {f.cmn}, at {f.sample_rate_hz} Hz.",

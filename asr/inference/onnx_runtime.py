@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.config.schema import ConfigError, from_dict
-from asr.data.tokenizer import CharTokenizer
+from asr.data.tokenizer import CharTokenizer, PieceTokenizer, Tokenizer
 from asr.fileio import file_sha256
 from asr.frontend.config import FeatureConfig
 from asr.inference.backends import model_file_error
@@ -40,8 +42,11 @@ class OnnxFrontEnd:
     config: FeatureConfig
 
 
-def read_metadata(meta: dict[str, str], where: str) -> tuple[FeatureConfig, CharTokenizer, dict]:
+def read_metadata(meta: dict[str, str], where: str) -> tuple[FeatureConfig, Tokenizer, dict]:
     """Validate an export's ``metadata_props``; return its feature settings, tokenizer and model settings.
+
+    The tokenizer is characters from ``vocab``, or, with a ``tokenizer`` key, the sentencepiece model it
+    carries (checked against its SHA-256 and against ``vocab``).
 
     Raises:
         ModelFileError: a key is missing, malformed or out of range (the message names the file and key).
@@ -62,7 +67,8 @@ def read_metadata(meta: dict[str, str], where: str) -> tuple[FeatureConfig, Char
             raise model_file_error(f"{where}: metadata {key} is not valid JSON ({err})") from None
     try:
         features = from_dict(FeatureConfig, parsed["features"], "features")  # as a model file's settings are read
-        tokenizer = CharTokenizer(parsed["vocab"] if isinstance(parsed["vocab"], list) else [])
+        vocab = parsed["vocab"] if isinstance(parsed["vocab"], list) else []
+        tokenizer = subword_tokenizer(meta["tokenizer"], vocab) if "tokenizer" in meta else CharTokenizer(vocab)
         min_samples = int(meta["min_samples"])
     except (ConfigError, ValueError, TypeError) as err:
         raise model_file_error(f"{where}: invalid settings in metadata_props: {err}") from None
@@ -70,6 +76,26 @@ def read_metadata(meta: dict[str, str], where: str) -> tuple[FeatureConfig, Char
         raise model_file_error(f"{where}: metadata min_samples={min_samples} does not match the feature settings' "
                                 f"frame length ({features.fft_length} samples)")
     return features, tokenizer, parsed["model"] if isinstance(parsed["model"], dict) else {}
+
+
+def subword_tokenizer(value: str, vocab: list) -> PieceTokenizer:
+    """The sentencepiece tokenizer of a ``tokenizer`` metadata value (``asr.inference.export.subword_metadata``).
+
+    Raises:
+        ValueError: the value is malformed, the bytes are damaged (SHA-256) or spell another vocabulary.
+    """
+    try:
+        entry = json.loads(value)
+        proto = base64.b64decode(entry["model_base64"], validate=True)
+        kind, digest = entry["kind"], entry["sha256"]
+    except (ValueError, TypeError, KeyError) as err:  # binascii.Error is a ValueError
+        raise ValueError(f"metadata tokenizer is not JSON with kind, sha256 and model_base64 ({err})") from None
+    if hashlib.sha256(proto).hexdigest() != digest:
+        raise ValueError("metadata tokenizer: the sentencepiece model is damaged or altered (its SHA-256 differs)")
+    tokenizer = PieceTokenizer(proto, kind)
+    if tokenizer.vocab != vocab:
+        raise ValueError("metadata tokenizer: its pieces differ from the metadata vocab")
+    return tokenizer
 
 
 def session_options(threads: int):
@@ -170,7 +196,7 @@ class OnnxRecognizer:
         return file_sha256(self.path)
 
 
-def load_onnx(path: str | os.PathLike, threads: int = 0) -> tuple[OnnxRecognizer, CharTokenizer]:
+def load_onnx(path: str | os.PathLike, threads: int = 0) -> tuple[OnnxRecognizer, Tokenizer]:
     """An :class:`OnnxRecognizer` and its tokenizer (from the file's metadata)."""
     model = OnnxRecognizer(path, threads)
     return model, model.tokenizer

@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_settings, train_killed_mid_epoch
 
 from asr.data.manifest import read_manifest
-from asr.inference.evaluate import evaluate
+from asr.inference.evaluate import evaluate, recognize
 from asr.models.checkpoint import ModelFileError, load_model, safe_load
 from asr.training.train import train
 
@@ -198,7 +198,7 @@ def test_a_bpe_model_trains_decodes_and_round_trips_through_its_model_file(tone_
     assert summary["best_dev_wer"] == result["wer"] == 0.0 and result["cer"] == 0.0
     # the Python API and asr transcribe build words from the pieces, with times and confidences
     from asr.api import Recognizer
-    from asr.inference.export import ExportError, export_onnx
+    from asr.inference.export import export_onnx
 
     rec = Recognizer.load(tmp_path / "run" / "model.pt")
     for u in utts[:3]:
@@ -206,5 +206,21 @@ def test_a_bpe_model_trains_decodes_and_round_trips_through_its_model_file(tone_
             t = rec.transcribe(u.audio_path, decoder=decoder)[0]
             assert t.text == u.text and [w.text for w in t.words] == u.text.split()
             assert all(0 <= w.start_s < w.end_s <= t.duration_s and 0 < w.confidence <= 1 for w in t.words)
-    with pytest.raises(ExportError, match=r"model.pt: a subword \(bpe\) model has no ONNX export"):
-        export_onnx(tmp_path / "run" / "model.pt", tmp_path / "model.onnx")
+    # the ONNX export carries the sentencepiece model: onnxruntime transcribes it as the model file does
+    import onnx
+
+    from asr.inference.onnx_runtime import OnnxRecognizer
+
+    export_onnx(tmp_path / "run" / "model.pt", tmp_path / "model.onnx", test_manifest=tone_corpus)
+    onnx_model = OnnxRecognizer(tmp_path / "model.onnx", threads=1)
+    assert isinstance(onnx_model.tokenizer, PieceTokenizer) and onnx_model.tokenizer.vocab == tokenizer.vocab
+    assert [h.text for h in recognize(onnx_model, onnx_model.tokenizer, utts)] == [u.text for u in utts]
+    onnx_rec = Recognizer.load(tmp_path / "model.onnx", runtime="onnx")
+    assert [w.text for w in onnx_rec.transcribe(utts[0].audio_path)[0].words] == utts[0].text.split()
+    for key, edit, message in [("sha256", "0" * 64, "damaged or altered"), ("model_base64", "@@", "model_base64")]:
+        bad = onnx.load(str(tmp_path / "model.onnx"))
+        prop = next(p for p in bad.metadata_props if p.key == "tokenizer")
+        prop.value = json.dumps({**json.loads(prop.value), key: edit})
+        onnx.save(bad, str(tmp_path / "bad.onnx"))
+        with pytest.raises(ModelFileError, match=rf"bad.onnx: invalid settings in metadata_props: .*{message}"):
+            OnnxRecognizer(tmp_path / "bad.onnx")
