@@ -25,7 +25,7 @@ an4: $(STAMP)  ## AN4 from the shared copy (set AN4=path to use another)
 	PATH="$(abspath $(BIN)):$$PATH" recipes/an4/run.sh --data-dir $(or $(AN4),../shared/data/an4)
 
 test: $(STAMP)  ## the full suite, slow end-to-end runs included
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: $(STAMP)  ## skip the slow end-to-end runs
 	$(BIN)/python -m pytest -q -m "not slow"
