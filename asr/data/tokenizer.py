@@ -8,6 +8,7 @@ decoders do not need to know which one they hold.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 
 BLANK = "<blank>"
@@ -197,6 +198,24 @@ class PieceTokenizer:
     def pieces(self, word: str) -> list[str]:
         """The pieces sentencepiece spells ``word`` with, the first marked ``▁`` (a lexicon entry)."""
         return self._sp.encode(word, out_type=str)
+
+
+def verified_piece_tokenizer(model_proto: bytes, kind: str, sha256: str, vocab: Sequence[str], *,
+                             vocab_name: str) -> PieceTokenizer:
+    """A stored sentencepiece model as a tokenizer, after checking it: intact (``sha256``) and spelling ``vocab``.
+
+    What a model file and an ONNX export both hold; ``vocab_name`` says in the message which vocabulary it is.
+
+    Raises:
+        ValueError: the bytes are damaged or altered, not a sentencepiece model of ``kind``, or other pieces.
+    """
+    if hashlib.sha256(model_proto).hexdigest() != sha256:
+        raise ValueError("the tokenizer's sentencepiece model is damaged or altered (its SHA-256 differs from "
+                         "the one recorded)")
+    tokenizer = PieceTokenizer(model_proto, kind)
+    if tokenizer.vocab != list(vocab):
+        raise ValueError(f"the tokenizer's pieces differ from {vocab_name}")
+    return tokenizer
 
 
 Tokenizer = CharTokenizer | PieceTokenizer  # what a model file or vocab.json gives back

@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.config.schema import ConfigError, from_dict
-from asr.data.tokenizer import CharTokenizer, PieceTokenizer, Tokenizer
+from asr.data.tokenizer import CharTokenizer, PieceTokenizer, Tokenizer, verified_piece_tokenizer
 from asr.fileio import file_sha256
 from asr.frontend.config import FeatureConfig
 from asr.inference.backends import model_file_error
@@ -90,12 +89,7 @@ def subword_tokenizer(value: str, vocab: list) -> PieceTokenizer:
         kind, digest = entry["kind"], entry["sha256"]
     except (ValueError, TypeError, KeyError) as err:  # binascii.Error is a ValueError
         raise ValueError(f"metadata tokenizer is not JSON with kind, sha256 and model_base64 ({err})") from None
-    if hashlib.sha256(proto).hexdigest() != digest:
-        raise ValueError("metadata tokenizer: the sentencepiece model is damaged or altered (its SHA-256 differs)")
-    tokenizer = PieceTokenizer(proto, kind)
-    if tokenizer.vocab != vocab:
-        raise ValueError("metadata tokenizer: its pieces differ from the metadata vocab")
-    return tokenizer
+    return verified_piece_tokenizer(proto, kind, digest, vocab, vocab_name="the metadata vocab")
 
 
 def session_options(threads: int):

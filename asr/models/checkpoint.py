@@ -23,7 +23,7 @@ import torch
 
 from asr import __version__
 from asr.config.schema import GROUPS, ConfigError, ModelConfig, Settings, check_targets, without_retired
-from asr.data.tokenizer import CharTokenizer, PieceTokenizer, Tokenizer
+from asr.data.tokenizer import CharTokenizer, PieceTokenizer, Tokenizer, verified_piece_tokenizer
 from asr.fileio import atomic_torch_save
 from asr.models.acoustic import Recognizer, build_recognizer
 
@@ -172,14 +172,8 @@ def tokenizer_from_bundle(bundle: dict) -> Tokenizer:
     model = entry.get("model") if isinstance(entry, dict) else None
     if not isinstance(model, torch.Tensor) or model.dtype != torch.uint8 or model.dim() != 1:
         raise ValueError("'tokenizer' must hold the sentencepiece model as a 1-D uint8 tensor")
-    proto = model.numpy().tobytes()
-    if hashlib.sha256(proto).hexdigest() != entry.get("sha256"):
-        raise ValueError("the tokenizer's sentencepiece model is damaged or altered (its SHA-256 differs from "
-                         "the one recorded)")
-    tokenizer = PieceTokenizer(proto, entry.get("kind"))
-    if tokenizer.vocab != vocab:
-        raise ValueError("the tokenizer's pieces differ from the model file's vocabulary")
-    return tokenizer
+    return verified_piece_tokenizer(model.numpy().tobytes(), entry.get("kind"), entry.get("sha256"), vocab,
+                                    vocab_name="the model file's vocabulary")
 
 
 def _check_weights(state: dict[str, torch.Tensor], where: str) -> None:
