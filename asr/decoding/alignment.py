@@ -124,6 +124,35 @@ def words_from_path(ids: Sequence[int], posteriors: Sequence[float], vocab: Sequ
     return words
 
 
+def blank_runs(ids: Sequence[int], vocab: Sequence[str], blank: int = 0) -> tuple[list[int], list[int]]:
+    """Lengths in frames of the quiet runs after a word's symbols on a greedy path: inside words and between.
+
+    A frame is quiet when it is blank or the separator (what the model-blank endpointer of
+    :class:`asr.inference.streaming.StreamingRecognizer` counts). A run between two symbols is *between words*
+    when it holds a separator or the next symbol starts a word (a ``▁`` piece), else *inside* a word. Runs
+    before the first symbol and after the last are not counted. ``endpoint_blank_s`` above the longest run
+    inside words (times the frame shift) never ends a segment inside a word of this path.
+
+    Example:
+        >>> vocab = ["<blank>", " ", "a", "b"]
+        >>> blank_runs([0, 2, 0, 0, 2, 0, 1, 0, 3, 0, 0], vocab)  # "aa", three quiet frames, "b"
+        ([2], [3])
+    """
+    inside: list[int] = []
+    between: list[int] = []
+    run, separated, started = 0, False, False
+    for sym in ids:
+        symbol = vocab[sym]
+        if sym == blank or symbol == " ":
+            run += 1
+            separated |= symbol == " "
+            continue
+        if started and run:
+            (between if separated or symbol.startswith(WORD_START) else inside).append(run)
+        started, run, separated = True, 0, False
+    return inside, between
+
+
 def force_align(log_probs, targets: Sequence[int], blank: int = 0) -> list[int] | None:
     """The most likely CTC frame path that spells ``targets``: one symbol (or blank) per frame.
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from asr.decoding.alignment import force_align, words_from_path
+from asr.decoding.alignment import blank_runs, force_align, words_from_path
 from asr.decoding.ctc import greedy_decode
 
 
@@ -45,3 +45,21 @@ def test_words_from_a_path_over_subword_pieces():
     lp = torch.full((1, len(path), len(vocab)), -10.0)
     lp[0, torch.arange(len(path)), torch.tensor(path)] = 0.0
     assert GreedyDecoder(vocab)(lp, torch.tensor([len(path)])) == [" ".join(w.text for w in words)]
+
+
+def test_blank_runs_split_quiet_frames_inside_words_from_those_between_them():
+    chars = ["<blank>", " ", "a", "b"]
+    # "ab" with 3 blanks inside, then 2 blanks + a space + 1 blank before "b", trailing blanks not counted
+    path = [0, 0, 2, 0, 0, 0, 3, 0, 0, 1, 0, 3, 0, 0, 0, 0]
+    assert blank_runs(path, chars) == ([3], [4])
+    assert blank_runs([0, 2, 2, 3, 0], chars) == ([], [])  # no quiet run between two symbols
+    pieces = ["<blank>", "<unk>", "▁a", "b", "▁c"]
+    # pieces: a run before a word-starting piece is between words, one before a continuation inside
+    assert blank_runs([2, 0, 3, 0, 0, 4, 0], pieces) == ([1], [2])
+    # on any path, every word after the first is preceded by exactly one between-words run
+    gen = torch.Generator().manual_seed(1)
+    path = torch.randint(0, 4, (300,), generator=gen).tolist()
+    words = words_from_path(path, [1.0] * len(path), chars, frame_shift_s=0.03)
+    inside, between = blank_runs(path, chars)
+    assert len(between) == len(words) - 1
+    assert sum(inside) + sum(between) <= path.count(0) + path.count(1)
