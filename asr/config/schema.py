@@ -141,6 +141,9 @@ class AugmentConfig:
     # rooms and the recording chain start at this epoch (0-based): before it the network leaves CTC's
     # all-blank start on near-clean audio (with the chain from epoch 0 it was still there at epoch 20)
     chain_from_epoch: int = 0
+    # every part (SpecAugment, speed, noise, volume, rooms, the chain) starts at this epoch (0-based): before
+    # it the network trains on the audio as recorded (a small corpus leaves CTC's all-blank start sooner)
+    from_epoch: int = 0
 
     def wave_augment(self, sample_rate_hz: int = 16000):
         """The waveform part as an :class:`asr.data.augment.WaveAugment` (inactive when all parts are off)."""
@@ -151,7 +154,7 @@ class AugmentConfig:
                            volume_gain_db=self.volume_gain_db if self.volume else None,
                            reverb_prob=self.reverb_prob if self.reverb else 0.0, reverb_rt60_s=self.reverb_rt60_s,
                            reverb_drr_db=self.reverb_drr_db, sample_rate_hz=sample_rate_hz,
-                           **{k: getattr(self, k) for k in _CHAIN_KEYS})
+                           from_epoch=self.from_epoch, **{k: getattr(self, k) for k in _CHAIN_KEYS})
 
 
 _CHAIN_KEYS = ("silence_prob", "silence_keep_s", "silence_pad_s", "babble_prob", "babble_snr_db", "babble_talkers",

@@ -144,6 +144,8 @@ class WaveAugment:
         bandlimit_prob: chance that the audio was recorded at one of ``bandlimit_rates_hz`` (e.g. 8 kHz).
         codec_prob: chance that it went through one of ``codecs`` (:data:`asr.data.recording.CODECS`);
             band limit and codec exclude each other.
+        chain_from_epoch: rooms and the recording chain start at this epoch (0-based).
+        from_epoch: every part starts at this epoch; before it the samples come back as they are.
 
     Order: speed, silence, room, babble, noise, microphone colour, band limit or codec, volume
     (what a recording chain does, from the talker to the file). Parts that are off draw nothing.
@@ -175,10 +177,12 @@ class WaveAugment:
     codec_prob: float = 0.0
     codecs: tuple[str, ...] = ("ulaw", "alaw", "gsm", "mp3", "opus")
     chain_from_epoch: int = 0
+    from_epoch: int = 0
 
     def __post_init__(self):
-        if self.chain_from_epoch < 0:
-            raise ValueError(f"chain_from_epoch must be >= 0, got {self.chain_from_epoch}")
+        for name in ("chain_from_epoch", "from_epoch"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if any(s <= 0 for s in self.speeds):
             raise ValueError(f"speed factors must be > 0, got {self.speeds}")
         for name, p in (("noise", self.noise_prob), ("reverb", self.reverb_prob), ("silence", self.silence_prob),
@@ -230,7 +234,8 @@ class WaveAugment:
         """Augment; ``speed`` (if given) replaces the drawn speed factor, the other draws stay the same.
 
         ``epoch`` below ``chain_from_epoch``: rooms and the recording chain are left out (speed, noise
-        and volume stay), so the network leaves CTC's all-blank start on near-clean audio first.
+        and volume stay), so the network leaves CTC's all-blank start on near-clean audio first. ``epoch``
+        below ``from_epoch``: the samples come back as they are.
 
         ``others(rng, k)`` returns ``k`` other training utterances (other speakers where known),
         the voices babble is made of; without it babble is skipped.
@@ -238,6 +243,8 @@ class WaveAugment:
         The recording-chain parts draw from a child stream of ``rng`` (``SeedSequence.spawn``),
         not from ``rng`` itself, so turning them on leaves every other part's draws unchanged.
         """
+        if epoch is not None and epoch < self.from_epoch:
+            return samples
         drawn = self.draw_speed(rng)  # always drawn first, so the later draws do not depend on ``speed``
         samples = speed_perturb(samples, drawn if speed is None else speed)
         later = epoch is not None and epoch < self.chain_from_epoch

@@ -155,6 +155,8 @@ def train_epoch(run: Run, epoch: int) -> dict:
     equal_work(sampler, epoch, s.data.rank_shards)
     sampler.start_batch = state.batches_done  # a run resumed mid-epoch continues where it stopped
     run.model.train()
+    if run.model.spec_augment is not None and epoch < s.augment.from_epoch:
+        run.model.spec_augment.eval()  # SpecAugment, like the waveform parts, starts at augment.from_epoch
     bar = progress_bar(len(sampler), epoch, s.trainer.max_epochs) if s.trainer.progress and run.world.is_main \
         else None
     if bar is not None:

@@ -151,6 +151,20 @@ def test_rooms_and_the_chain_wait_for_chain_from_epoch_and_leave_the_other_draws
         WaveAugment(chain_from_epoch=-1)
 
 
+def test_every_part_waits_for_from_epoch():
+    x = _padded(0.3, 0.3)
+    parts = dict(speeds=(0.9, 1.1), noise_prob=1.0, volume_gain_db=(-6.0, 6.0), silence_prob=1.0, reverb_prob=1.0)
+    late, now = WaveAugment(from_epoch=2, **parts), WaveAugment(**parts)
+    for epoch in range(4):
+        got = late(x, utterance_rng(9, epoch, 0), others=_voices, epoch=epoch)
+        if epoch < 2:
+            assert got is x  # as recorded
+        else:
+            np.testing.assert_array_equal(got, now(x, utterance_rng(9, epoch, 0), others=_voices, epoch=epoch))
+    with pytest.raises(ValueError, match="from_epoch must be >= 0"):
+        WaveAugment(from_epoch=-1)
+
+
 def test_chain_settings_are_checked():
     with pytest.raises(ValueError, match="codecs must be a non-empty list"):
         WaveAugment(codec_prob=0.5, codecs=("amr",))
