@@ -20,7 +20,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../common.sh"
-source "$here/settings.sh"  # an4_features, an4_model, an4_training, an4_extra: the recipe's settings
+source "$here/settings.sh"  # an4_features, an4_model, an4_training, an4_schedule, an4_chain, an4_extra: the recipe's settings
 recipe_opts=(extra speechocean-dir)
 data_dir=""
 opt_extra="$(IFS=,; echo "${an4_extra[*]}")"
@@ -57,7 +57,7 @@ fi
 train_data=("data.train_manifest=$train_list")  # AN4 alone: one manifest, no weights
 [ ${#extras[@]} -eq 0 ] || train_data=("data.train_manifest=[$train_list]" "data.train_weights=[$weights]")
 defaults=(data=an4 "${train_data[@]}" "data.dev_manifest=$data/dev.jsonl" "data.vocab=$lang/vocab.json" "data.stats=$lang/stats.pt"
-          "${an4_features[@]}" "${an4_model[@]}" "${an4_training[@]}" "${an4_chain[@]}")
+          "${an4_features[@]}" "${an4_model[@]}" "${an4_training[@]}" "${an4_schedule[@]}" "${an4_chain[@]}")
 
 if run_stage 0 download; then
   if [ -n "$data_dir" ]; then
