@@ -124,11 +124,16 @@ def words_from_path(ids: Sequence[int], posteriors: Sequence[float], vocab: Sequ
     return words
 
 
+def is_quiet(sym: int, vocab: Sequence[str], blank: int = 0) -> bool:
+    """Whether a greedy-path symbol says nothing: the blank or the separator (what an endpointer counts)."""
+    return sym == blank or vocab[sym] == " "
+
+
 def blank_runs(ids: Sequence[int], vocab: Sequence[str], blank: int = 0) -> tuple[list[int], list[int]]:
     """Lengths in frames of the quiet runs after a word's symbols on a greedy path: inside words and between.
 
-    A frame is quiet when it is blank or the separator (what the model-blank endpointer of
-    :class:`asr.inference.streaming.StreamingRecognizer` counts). A run between two symbols is *between words*
+    A frame is quiet by :func:`is_quiet`, the rule of the model-blank endpointer of
+    :class:`asr.inference.streaming.StreamingRecognizer`. A run between two symbols is *between words*
     when it holds a separator or the next symbol starts a word (a ``▁`` piece), else *inside* a word. Runs
     before the first symbol and after the last are not counted. ``endpoint_blank_s`` above the longest run
     inside words (times the frame shift) never ends a segment inside a word of this path.
@@ -143,7 +148,7 @@ def blank_runs(ids: Sequence[int], vocab: Sequence[str], blank: int = 0) -> tupl
     run, separated, started = 0, False, False
     for sym in ids:
         symbol = vocab[sym]
-        if sym == blank or symbol == " ":
+        if is_quiet(sym, vocab, blank):
             run += 1
             separated |= symbol == " "
             continue

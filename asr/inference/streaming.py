@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from asr.data.tokenizer import CharTokenizer
-from asr.decoding.alignment import best_path, words_from_path
+from asr.decoding.alignment import best_path, is_quiet, words_from_path
 from asr.frontend.streaming import FeatureStream, StreamingError
 from asr.models.acoustic import Recognizer
 
@@ -205,7 +205,7 @@ class Stream:
         for sym in ids.tolist():
             if sym != blank and sym != prev:
                 self._chars.append(vocab[sym])
-            self._blank_run = self._blank_run + 1 if sym == blank or vocab[sym] == " " else 0
+            self._blank_run = self._blank_run + 1 if is_quiet(sym, vocab, blank) else 0
             prev = sym
         self._ids += ids.tolist()
         self._posteriors += posteriors.tolist()
